@@ -1,0 +1,67 @@
+//! App ID and App Secret, with copy buttons.
+
+use crate::components::{CopyButton, ds};
+use crate::model::SecretView;
+use leptos::prelude::*;
+
+/// Shows the credentials ChatGPT asks for as "Client ID" and "Client Secret".
+#[component]
+pub fn ClientCredentials(
+    /// App ID.
+    app_id: String,
+    /// Secrets of the application, newest first.
+    secrets: Vec<SecretView>,
+) -> impl IntoView {
+    let app_id_value = Signal::stored(app_id.clone());
+    let secret = secrets.into_iter().next();
+    let revealed = RwSignal::new(false);
+
+    let secret_view = match secret {
+        Some(secret) => {
+            let value = Signal::stored(secret.value.clone());
+            view! {
+                <div>
+                    <label class=ds::LABEL for="app-secret">"App Secret"</label>
+                    <div class="mt-1 flex gap-2">
+                        <input
+                            id="app-secret"
+                            class=ds::INPUT
+                            readonly
+                            type=move || if revealed.get() { "text" } else { "password" }
+                            value=secret.value
+                        />
+                        <button
+                            type="button"
+                            class=ds::BUTTON_SECONDARY
+                            aria-pressed=move || revealed.get().to_string()
+                            on:click=move |_| revealed.update(|shown| *shown = !*shown)
+                        >
+                            {move || if revealed.get() { "Hide" } else { "Show" }}
+                        </button>
+                        <CopyButton value label="Copy App Secret" />
+                    </div>
+                </div>
+            }
+            .into_any()
+        }
+        None => view! {
+            <p class=ds::PROSE>
+                "This application is a public client and has no secret: it must use PKCE instead."
+            </p>
+        }
+        .into_any(),
+    };
+
+    view! {
+        <div class="space-y-4">
+            <div>
+                <label class=ds::LABEL for="app-id">"App ID"</label>
+                <div class="mt-1 flex gap-2">
+                    <input id="app-id" class=ds::INPUT readonly value=app_id />
+                    <CopyButton value=app_id_value label="Copy App ID" />
+                </div>
+            </div>
+            {secret_view}
+        </div>
+    }
+}

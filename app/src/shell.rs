@@ -1,0 +1,65 @@
+//! The HTML document and the router of the console.
+
+use crate::pages::{ApplicationsPage, GuidePage, NotFoundPage, SettingsPage};
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{A, Redirect, Route, Router, Routes};
+use leptos_router::path;
+
+/// Renders the whole HTML document around [`App`] on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body class="min-h-screen bg-slate-50 text-slate-900 antialiased">
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The console application: navigation and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="latch" href="/pkg/latch.css" />
+        <Title text="Latch console" />
+        <Router>
+            <header class="border-b border-slate-200 bg-white">
+                <nav
+                    class="mx-auto flex max-w-5xl items-center gap-6 px-6 py-3"
+                    aria-label="Console"
+                >
+                    <A href="/console" attr:class="text-lg font-semibold text-indigo-700">
+                        "Latch"
+                    </A>
+                    <A href="/console" attr:class="text-sm text-slate-600 hover:text-slate-900">
+                        "Applications"
+                    </A>
+                    <A
+                        href="/console/settings"
+                        attr:class="text-sm text-slate-600 hover:text-slate-900"
+                    >
+                        "Settings"
+                    </A>
+                </nav>
+            </header>
+            <main class="mx-auto max-w-5xl px-6 py-8">
+                <Routes fallback=NotFoundPage>
+                    <Route path=path!("/") view=|| view! { <Redirect path="/console" /> } />
+                    <Route path=path!("/console") view=ApplicationsPage />
+                    <Route path=path!("/console/applications/:id") view=GuidePage />
+                    <Route path=path!("/console/settings") view=SettingsPage />
+                </Routes>
+            </main>
+        </Router>
+    }
+}

@@ -1,0 +1,22 @@
+//! Server-only domain services: database access and credential generation.
+//!
+//! Server functions and the CLI call these functions; none of this module
+//! reaches the browser bundle. Functions that check time take the current
+//! time as an argument so that tests can fix it.
+
+pub mod applications;
+pub mod db;
+pub mod entities;
+pub mod ids;
+pub mod settings;
+pub mod state;
+
+pub use state::AppState;
+
+/// Returns the current time in seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,81 @@
+//! Command-line flags and their `LATCH_*` environment variables.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use url::Url;
+
+/// Settings shared by every `latch` command.
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Address and port the HTTP server listens on.
+    #[arg(long, env = "LATCH_LISTEN", default_value = "127.0.0.1:3000", global = true)]
+    pub listen: SocketAddr,
+
+    /// URL at which users and ChatGPT reach this server; the issuer is this
+    /// URL followed by /oidc. Defaults to http://<listen>.
+    #[arg(long, env = "LATCH_PUBLIC_URL", global = true)]
+    pub public_url: Option<Url>,
+
+    /// Directory for the SQLite database and other local data; created
+    /// when missing.
+    #[arg(long, env = "LATCH_DATA_DIR", default_value = "latch-data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Database URL, such as postgres://user@host/latch. Defaults to the
+    /// SQLite file latch.db in the data directory.
+    #[arg(long, env = "LATCH_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory with the console's compiled assets (the pkg folder).
+    /// Defaults to the site folder that cargo-leptos writes beside the
+    /// binary's target directory.
+    #[arg(long, env = "LATCH_SITE_ROOT", global = true)]
+    pub site_root: Option<PathBuf>,
+}
+
+impl Config {
+    /// Returns the public URL, defaulting to `http://<listen>`.
+    pub fn public_url(&self) -> Url {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => Url::parse(&format!("http://{}", self.listen)).unwrap_or_else(|_| {
+                Url::parse("http://127.0.0.1:3000").unwrap_or_else(|_| unreachable!("literal URL parses"))
+            }),
+        }
+    }
+
+    /// Returns the database URL, creating the data directory for the
+    /// SQLite default.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir).map_err(|error| {
+            anyhow::anyhow!("cannot create the data directory {}: {error}", self.data_dir.display())
+        })?;
+        let dir = self.data_dir.canonicalize()?;
+        Ok(format!("sqlite://{}?mode=rwc", dir.join("latch.db").display()))
+    }
+
+    /// Finds the site root: the flag, then `LEPTOS_SITE_ROOT`, then a
+    /// `site` folder beside the binary or one level up (where cargo-leptos
+    /// writes it), then `target/site` under the working directory.
+    pub fn resolve_site_root(&self) -> PathBuf {
+        if let Some(root) = &self.site_root {
+            return root.clone();
+        }
+        if let Ok(root) = std::env::var("LEPTOS_SITE_ROOT") {
+            return PathBuf::from(root);
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            for dir in exe.ancestors().skip(1).take(2) {
+                let candidate = dir.join("site");
+                if candidate.join("pkg").is_dir() {
+                    return candidate;
+                }
+            }
+        }
+        PathBuf::from("target/site")
+    }
+}

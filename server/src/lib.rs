@@ -1,0 +1,42 @@
+//! The `latch` server: configuration, router assembly and start-up.
+//!
+//! `main.rs` only parses the command line; everything else lives here so
+//! integration tests can start the same server on `127.0.0.1:0`.
+
+pub mod cli;
+pub mod config;
+pub mod console;
+pub mod routes;
+
+pub use config::Config;
+pub use routes::{ServerState, router};
+
+use app::ssr::AppState;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// Opens the database, runs migrations and builds the shared state.
+pub async fn prepare(config: &Config) -> anyhow::Result<AppState> {
+    let url = config.database_url()?;
+    let db = app::ssr::db::connect_and_migrate(&url)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot open the database: {error}"))?;
+    Ok(AppState {
+        db,
+        public_url: config.public_url(),
+    })
+}
+
+/// Serves Latch on `listener` until `shutdown` completes.
+pub async fn serve_on(
+    listener: TcpListener,
+    config: &Config,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let router = router(ServerState::new(config, state)?);
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Router assembly: console pages, server functions, static assets,
+//! health check, and the layers every request passes through.
+
+use crate::config::Config;
+use crate::console;
+use app::ssr::AppState;
+use app::{App, shell};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRef, State};
+use axum::http::{Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
+use sea_orm::ConnectionTrait;
+use std::sync::Arc;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+/// Largest request body the console accepts. Big enough for 32 redirect
+/// URIs of 2,048 characters with form encoding, small enough to refuse
+/// floods before parsing.
+pub const CONSOLE_BODY_LIMIT: usize = 1024 * 1024;
+
+/// State of the axum router.
+#[derive(Clone, FromRef)]
+pub struct ServerState {
+    /// Leptos rendering options.
+    pub leptos_options: LeptosOptions,
+    /// Database and public URL.
+    pub app: AppState,
+    /// Folder with the compiled console assets.
+    pub site_root: Arc<std::path::PathBuf>,
+}
+
+impl ServerState {
+    /// Builds the router state from the configuration.
+    pub fn new(config: &Config, app: AppState) -> anyhow::Result<Self> {
+        let site_root = config.resolve_site_root();
+        let output_name = option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("latch");
+        let leptos_options = LeptosOptions::builder()
+            .output_name(output_name)
+            .site_root(site_root.to_string_lossy().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(config.listen)
+            .build();
+        if !site_root.join("pkg").is_dir() {
+            tracing::warn!(
+                site_root = %site_root.display(),
+                "the console assets were not found; pages render but do not hydrate. Build with `cargo leptos build` or set --site-root"
+            );
+        }
+        Ok(Self {
+            leptos_options,
+            app,
+            site_root: Arc::new(site_root),
+        })
+    }
+}
+
+/// Builds the complete router.
+pub fn router(state: ServerState) -> Router {
+    let routes = generate_route_list(App);
+    let context_state = state.app.clone();
+    let shell_options = state.leptos_options.clone();
+
+    let console_routes = Router::new()
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(context_state.clone()),
+            move || shell(shell_options.clone()),
+        )
+        .route("/api/{*function}", get(server_function).post(server_function))
+        .layer(axum::middleware::from_fn(console::loopback_only));
+
+    let assets = ServeDir::new(state.site_root.join("pkg"));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/favicon.svg", get(favicon))
+        .nest_service("/pkg", assets)
+        .merge(console_routes)
+        .fallback(not_found)
+        .layer(RequestBodyLimitLayer::new(CONSOLE_BODY_LIMIT))
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+                // The query string is left out: on protocol endpoints it
+                // carries codes and state values.
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+async fn server_function(State(state): State<ServerState>, request: Request<Body>) -> impl IntoResponse {
+    let app = state.app.clone();
+    handle_server_fns_with_context(move || provide_context(app.clone()), request).await
+}
+
+/// Answers 200 when the database responds, 503 otherwise.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let ping = state.db.execute_unprepared("SELECT 1").await;
+    match ping {
+        Ok(_) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({"status": "ok"}))).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "health check: the database does not respond");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CACHE_CONTROL, "no-store")],
+                axum::Json(serde_json::json!({"status": "unavailable", "reason": "the database does not respond"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn favicon(State(state): State<ServerState>) -> Response {
+    match tokio::fs::read(state.site_root.join("favicon.svg")).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "image/svg+xml")], bytes).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "Not found. The console is at /console.").into_response()
+}
