@@ -78,3 +78,170 @@ pub mod setting {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// An end user who signs in to applications through Latch.
+pub mod user {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `users`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// Lower-case user name, unique.
+        pub username: String,
+        /// Lower-case email address, unique when present.
+        pub email: Option<String>,
+        pub name: Option<String>,
+        /// Argon2id hash in PHC string format.
+        pub password_hash: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A browser session, found by the SHA-256 hash of its cookie value.
+pub mod session {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `sessions`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id_hash: String,
+        /// `user` for end users, `admin` for console operators.
+        pub kind: String,
+        /// Id of the user or admin.
+        pub subject_id: String,
+        /// When the subject last entered a password.
+        pub auth_time: i64,
+        pub created_at: i64,
+        pub last_seen_at: i64,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A validated authorization request waiting for the user to sign in.
+pub mod interaction {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `interactions`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "interactions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub application_id: String,
+        /// The authorization request parameters as JSON.
+        pub request: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// An authorization code, found by its SHA-256 hash.
+pub mod authorization_code {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `authorization_codes`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "authorization_codes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code_hash: String,
+        pub application_id: String,
+        pub user_id: String,
+        pub redirect_uri: String,
+        /// Granted scope, space-separated.
+        pub scope: String,
+        pub nonce: Option<String>,
+        /// S256 code challenge, when the request had one.
+        pub code_challenge: Option<String>,
+        pub auth_time: i64,
+        /// Whether the exchange returns a refresh token.
+        pub issue_refresh_token: bool,
+        pub created_at: i64,
+        pub expires_at: i64,
+        /// Set on the first redemption; a second one is refused.
+        pub consumed_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A refresh token, found by its SHA-256 hash and grouped in a family for
+/// rotation and reuse detection.
+pub mod refresh_token {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `refresh_tokens`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub family_id: String,
+        pub application_id: String,
+        pub user_id: String,
+        pub scope: String,
+        pub auth_time: i64,
+        /// Hash of the code that started the family.
+        pub code_hash: Option<String>,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub rotated_at: Option<i64>,
+        pub replaced_by_hash: Option<String>,
+        pub revoked_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A key that signs ID and access tokens.
+pub mod signing_key {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `signing_keys`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "signing_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kid: String,
+        /// `ES256` or `RS256`.
+        pub alg: String,
+        /// PKCS#8 PEM of the private key.
+        pub private_key: String,
+        /// Public key as a JWK, JSON.
+        pub public_jwk: String,
+        pub created_at: i64,
+        pub retired_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
