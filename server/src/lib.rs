@@ -6,7 +6,9 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod oidc;
 pub mod routes;
+pub mod signin;
 
 pub use config::Config;
 pub use routes::{ServerState, router};

@@ -82,6 +82,8 @@ pub fn router(state: ServerState) -> Router {
         .route("/healthz", get(healthz))
         .route("/favicon.svg", get(favicon))
         .nest_service("/pkg", assets)
+        .merge(crate::oidc::router())
+        .merge(crate::signin::routes())
         .merge(console_routes)
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(CONSOLE_BODY_LIMIT))

@@ -1,7 +1,10 @@
 //! Random identifiers and secrets, drawn from the operating system's RNG.
 
-use rand::Rng;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::rngs::OsRng;
+use rand::{Rng, RngCore};
+use sha2::{Digest, Sha256};
 
 const LOWER_ALPHANUMERIC: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 const ALPHANUMERIC: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -33,6 +36,23 @@ pub fn new_row_id() -> String {
     random_string(LOWER_ALPHANUMERIC, APP_ID_LEN)
 }
 
+/// Generates an opaque bearer value (code, refresh token, session cookie):
+/// 32 random bytes, base64url without padding, 43 characters.
+pub fn new_opaque_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Returns the lower-case hex SHA-256 of `value`: the form in which codes,
+/// refresh tokens and session ids are stored.
+pub fn sha256_hex(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +70,20 @@ mod tests {
         assert_eq!(secret.len(), 32);
         assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(secret, new_app_secret());
+    }
+
+    #[test]
+    fn opaque_token_format() {
+        let token = new_opaque_token();
+        assert_eq!(token.len(), 43);
+        assert_ne!(token, new_opaque_token());
+    }
+
+    #[test]
+    fn sha256_hex_known_value() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

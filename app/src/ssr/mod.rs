@@ -5,6 +5,7 @@
 //! time as an argument so that tests can fix it.
 
 pub mod applications;
+pub mod codes;
 pub mod db;
 pub mod entities;
 pub mod ids;

@@ -1,0 +1,1 @@
+//! Placeholder until tests are written.

@@ -1,0 +1,1 @@
+//! Console server functions over HTTP.

@@ -1,0 +1,10 @@
+//! Integration tests: each starts the real server on 127.0.0.1 with its own
+//! SQLite file and talks to it over HTTP.
+
+mod common;
+
+mod authorize;
+mod console;
+mod discovery;
+mod sign_in;
+mod token;
