@@ -60,17 +60,17 @@ pub fn RefreshTokenSwitch(
                 aria-labelledby="always-issue-refresh-token-label"
                 class=move || {
                     if on.get() {
-                        "relative mt-1 inline-flex h-6 w-11 shrink-0 items-center rounded-full bg-indigo-600 focus:outline-none focus:ring-2 focus:ring-indigo-500"
+                        "relative mt-1 inline-flex h-6 w-11 shrink-0 items-center rounded-full bg-indigo-600 focus:ring-2 focus:ring-indigo-500"
                     } else {
-                        "relative mt-1 inline-flex h-6 w-11 shrink-0 items-center rounded-full bg-slate-300 focus:outline-none focus:ring-2 focus:ring-indigo-500"
+                        "relative mt-1 inline-flex h-6 w-11 shrink-0 items-center rounded-full bg-slate-300 focus:ring-2 focus:ring-indigo-500"
                     }
                 }
             >
                 <span class=move || {
                     if on.get() {
-                        "inline-block h-5 w-5 translate-x-5 rounded-full bg-white shadow"
+                        "inline-block h-5 w-5 translate-x-5 rounded-full bg-white shadow-sm"
                     } else {
-                        "inline-block h-5 w-5 translate-x-1 rounded-full bg-white shadow"
+                        "inline-block h-5 w-5 translate-x-1 rounded-full bg-white shadow-sm"
                     }
                 }></span>
             </button>
