@@ -23,6 +23,9 @@ pub async fn prepare(config: &Config) -> anyhow::Result<AppState> {
     let db = app::ssr::db::connect_and_migrate(&url)
         .await
         .map_err(|error| anyhow::anyhow!("cannot open the database: {error}"))?;
+    app::ssr::keys::ensure_signing_keys(&db, app::ssr::now())
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot create the token signing keys: {error}"))?;
     Ok(AppState {
         db,
         public_url: config.public_url(),

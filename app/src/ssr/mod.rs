@@ -8,9 +8,12 @@ pub mod applications;
 pub mod codes;
 pub mod db;
 pub mod entities;
+pub mod grants;
 pub mod ids;
+pub mod keys;
 pub mod settings;
 pub mod state;
+pub mod tokens;
 
 pub use state::AppState;
 

@@ -7,9 +7,14 @@ use crate::routes::ServerState;
 use axum::Router;
 
 pub mod authorize;
+pub mod client_auth;
+pub mod cors;
 pub mod discovery;
+pub mod errors;
+pub mod grants;
 pub mod introspection;
 pub mod jwks;
+pub mod params;
 pub mod revocation;
 pub mod session_end;
 pub mod token;

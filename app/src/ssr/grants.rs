@@ -1,0 +1,493 @@
+//! Redeeming authorization codes and rotating refresh tokens.
+//!
+//! Both operations must be safe when the same code or refresh token
+//! arrives on several connections at once. Each one therefore claims its
+//! row with a conditional `UPDATE` (`consumed_at IS NULL`, `rotated_at IS
+//! NULL`) as the first statement of a transaction: the database lets only
+//! one request change the row, and every other request sees zero affected
+//! rows and takes the reuse path. Nothing is read and then written back.
+//!
+//! Refresh tokens form families: the token issued with a code and every
+//! token that replaced it share a `family_id`. Revoking a family ends all
+//! of them at once, and access tokens carry the family id so that they
+//! stop working too.
+
+use super::entities::{authorization_code, refresh_token};
+use super::ids;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionSession, TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// How long after a rotation the old refresh token still returns the same
+/// successor, in seconds. A client whose response was lost can retry
+/// within this window; after it, the old token counts as stolen (RFC 9700
+/// section 4.14.2) and its family is revoked.
+pub const REFRESH_REUSE_GRACE_SECS: i64 = 10;
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Why a code or refresh token was not accepted. The token endpoint sends
+/// `invalid_grant` for every rejection of the presented grant,
+/// `invalid_scope` for [`GrantError::ScopeExceedsGrant`] and
+/// `server_error` for the rest; the variant itself is only logged.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    /// No code has this value.
+    #[error("the authorization code is unknown")]
+    CodeNotFound,
+    /// The code was issued to another client.
+    #[error("the authorization code was issued to another client")]
+    CodeClientMismatch,
+    /// The code's lifetime has passed.
+    #[error("the authorization code has expired")]
+    CodeExpired,
+    /// The code was redeemed before; what it produced is now revoked.
+    #[error("the authorization code was already redeemed")]
+    CodeReused,
+    /// `redirect_uri` differs from the authorization request.
+    #[error("redirect_uri does not match the authorization request")]
+    RedirectMismatch,
+    /// A code challenge was stored, but no verifier was sent.
+    #[error("code_verifier is missing")]
+    VerifierMissing,
+    /// The verifier does not hash to the stored challenge.
+    #[error("code_verifier does not match the code challenge")]
+    VerifierMismatch,
+    /// A verifier was sent for a code issued without a challenge.
+    #[error("code_verifier was sent but the authorization request had no code_challenge")]
+    VerifierUnexpected,
+    /// A public client redeemed a code issued without PKCE.
+    #[error("a public client must use PKCE")]
+    PkceRequired,
+    /// No refresh token has this value.
+    #[error("the refresh token is unknown")]
+    RefreshNotFound,
+    /// The refresh token belongs to another client.
+    #[error("the refresh token was issued to another client")]
+    RefreshClientMismatch,
+    /// The refresh token's lifetime has passed.
+    #[error("the refresh token has expired")]
+    RefreshExpired,
+    /// The refresh token's family was revoked.
+    #[error("the refresh token was revoked")]
+    RefreshRevoked,
+    /// A rotated-out token came back after the grace window.
+    #[error("a rotated refresh token was reused; its family is revoked")]
+    RefreshReused,
+    /// The requested scope is wider than the grant.
+    #[error("the requested scope exceeds the granted scope")]
+    ScopeExceedsGrant,
+    /// The server secret for successor tokens is not a valid HMAC key.
+    #[error("the refresh token derivation key is unusable")]
+    DerivationKeyUnusable,
+    /// The database request failed.
+    #[error("database request failed: {0}")]
+    Database(#[from] DbErr),
+}
+
+/// What the client sent with a code.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeRedemption<'a> {
+    /// The authenticated client.
+    pub client_id: &'a str,
+    /// `redirect_uri` of the token request.
+    pub redirect_uri: Option<&'a str>,
+    /// `code_verifier` of the token request.
+    pub code_verifier: Option<&'a str>,
+    /// Whether the client is public and so must have used PKCE.
+    pub public_client: bool,
+    /// Lifetime of a refresh token issued now, in days.
+    pub refresh_ttl_days: i32,
+}
+
+/// A refresh token handed to the client, with its stored row.
+#[derive(Debug, Clone)]
+pub struct IssuedRefreshToken {
+    /// The token itself, never stored.
+    pub token: String,
+    /// The stored row.
+    pub row: refresh_token::Model,
+}
+
+/// A redeemed code and the refresh token it produced, if any.
+#[derive(Debug, Clone)]
+pub struct RedeemedCode {
+    /// The code's row, as it was before redemption.
+    pub code: authorization_code::Model,
+    /// The new refresh token, when the code allows one.
+    pub refresh: Option<IssuedRefreshToken>,
+}
+
+/// Redeems an authorization code (RFC 6749 section 4.1.3).
+///
+/// Every check runs before anything is written, so a rejected request
+/// leaves the code usable. A second redemption revokes the refresh token
+/// family of the first (RFC 6749 section 4.1.2).
+pub async fn redeem_code<C>(
+    db: &C,
+    code: &str,
+    request: CodeRedemption<'_>,
+    now: i64,
+) -> Result<RedeemedCode, GrantError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let code_hash = ids::sha256_hex(code);
+    let row = authorization_code::Entity::find_by_id(code_hash.clone())
+        .one(db)
+        .await?
+        .ok_or(GrantError::CodeNotFound)?;
+    if row.application_id != request.client_id {
+        return Err(GrantError::CodeClientMismatch);
+    }
+    if row.consumed_at.is_some() {
+        revoke_families_of_code(db, &code_hash, now).await?;
+        return Err(GrantError::CodeReused);
+    }
+    if row.expires_at <= now {
+        return Err(GrantError::CodeExpired);
+    }
+    ensure_redirect_uri_matches(&row, request.redirect_uri)?;
+    verify_pkce(&row, request.code_verifier, request.public_client)?;
+
+    let txn = db.begin().await?;
+    let claimed = authorization_code::Entity::update_many()
+        .col_expr(authorization_code::Column::ConsumedAt, Expr::value(now))
+        .filter(authorization_code::Column::CodeHash.eq(code_hash.as_str()))
+        .filter(authorization_code::Column::ConsumedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        txn.rollback().await?;
+        revoke_families_of_code(db, &code_hash, now).await?;
+        return Err(GrantError::CodeReused);
+    }
+    let refresh = if row.issue_refresh_token {
+        let family = NewFamily {
+            code: &row,
+            code_hash: &code_hash,
+            ttl_days: request.refresh_ttl_days,
+        };
+        Some(insert_first_refresh_token(&txn, family, now).await?)
+    } else {
+        None
+    };
+    txn.commit().await?;
+    Ok(RedeemedCode { code: row, refresh })
+}
+
+/// RFC 6749 section 4.1.3: the redirect URI must be identical to the one
+/// of the authorization request. It may be left out only when the
+/// authorization request could not have differed, which Latch does not
+/// track, so it is always required.
+fn ensure_redirect_uri_matches(row: &authorization_code::Model, sent: Option<&str>) -> Result<(), GrantError> {
+    match sent {
+        Some(uri) if uri == row.redirect_uri => Ok(()),
+        _ => Err(GrantError::RedirectMismatch),
+    }
+}
+
+/// RFC 7636 section 4.6 with the downgrade check of RFC 9700 section
+/// 2.1.1: a verifier without a stored challenge is rejected.
+fn verify_pkce(row: &authorization_code::Model, verifier: Option<&str>, public_client: bool) -> Result<(), GrantError> {
+    match (&row.code_challenge, verifier) {
+        (None, Some(_)) => Err(GrantError::VerifierUnexpected),
+        (None, None) if public_client => Err(GrantError::PkceRequired),
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(GrantError::VerifierMissing),
+        (Some(challenge), Some(verifier)) => {
+            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            if bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+                Ok(())
+            } else {
+                Err(GrantError::VerifierMismatch)
+            }
+        }
+    }
+}
+
+struct NewFamily<'a> {
+    code: &'a authorization_code::Model,
+    code_hash: &'a str,
+    ttl_days: i32,
+}
+
+async fn insert_first_refresh_token(
+    db: &impl ConnectionTrait,
+    family: NewFamily<'_>,
+    now: i64,
+) -> Result<IssuedRefreshToken, DbErr> {
+    let token = ids::new_opaque_token();
+    let row = refresh_token::ActiveModel {
+        token_hash: Set(ids::sha256_hex(&token)),
+        family_id: Set(ids::new_row_id()),
+        application_id: Set(family.code.application_id.clone()),
+        user_id: Set(family.code.user_id.clone()),
+        scope: Set(family.code.scope.clone()),
+        auth_time: Set(family.code.auth_time),
+        code_hash: Set(Some(family.code_hash.to_owned())),
+        created_at: Set(now),
+        expires_at: Set(now + i64::from(family.ttl_days) * SECONDS_PER_DAY),
+        rotated_at: Set(None),
+        replaced_by_hash: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(IssuedRefreshToken { token, row })
+}
+
+/// What the client sent with a refresh token, and how the application
+/// treats refresh tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshRequest<'a> {
+    /// The authenticated client.
+    pub client_id: &'a str,
+    /// Whether each use replaces the token.
+    pub rotate: bool,
+    /// Lifetime of a successor token, in days.
+    pub ttl_days: i32,
+    /// Server secret that derives successor tokens.
+    pub derivation_key: &'a str,
+}
+
+/// Exchanges a refresh token (RFC 6749 section 6) and returns the refresh
+/// token the client must keep: the same one when rotation is off, its
+/// successor otherwise.
+///
+/// The successor is an HMAC of the old token under a server secret, so a
+/// retry within [`REFRESH_REUSE_GRACE_SECS`] and every concurrent request
+/// that lost the race get the same successor without any plaintext token
+/// being stored.
+pub async fn use_refresh_token<C>(
+    db: &C,
+    presented: &str,
+    request: RefreshRequest<'_>,
+    now: i64,
+) -> Result<IssuedRefreshToken, GrantError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let row = find_refresh_token(db, presented).await?.ok_or(GrantError::RefreshNotFound)?;
+    if row.application_id != request.client_id {
+        return Err(GrantError::RefreshClientMismatch);
+    }
+    if row.revoked_at.is_some() {
+        return Err(GrantError::RefreshRevoked);
+    }
+    if row.expires_at <= now {
+        return Err(GrantError::RefreshExpired);
+    }
+    if !request.rotate {
+        return Ok(IssuedRefreshToken {
+            token: presented.to_owned(),
+            row,
+        });
+    }
+    if let Some(rotated_at) = row.rotated_at {
+        return successor_within_grace(db, &row, presented, request, rotated_at, now).await;
+    }
+
+    let successor = derive_successor(request.derivation_key, presented)?;
+    let successor_hash = ids::sha256_hex(&successor);
+    let txn = db.begin().await?;
+    let claimed = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+        .col_expr(refresh_token::Column::ReplacedByHash, Expr::value(successor_hash.as_str()))
+        .filter(refresh_token::Column::TokenHash.eq(row.token_hash.as_str()))
+        .filter(refresh_token::Column::RotatedAt.is_null())
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected != 1 {
+        // Another request rotated or revoked the token first; its result
+        // is committed, so read the row again and answer like a retry.
+        txn.rollback().await?;
+        let current = find_refresh_token(db, presented).await?.ok_or(GrantError::RefreshNotFound)?;
+        if current.revoked_at.is_some() {
+            return Err(GrantError::RefreshRevoked);
+        }
+        let rotated_at = current.rotated_at.ok_or(GrantError::RefreshRevoked)?;
+        return successor_within_grace(db, &current, presented, request, rotated_at, now).await;
+    }
+    let successor_row = refresh_token::ActiveModel {
+        token_hash: Set(successor_hash),
+        family_id: Set(row.family_id.clone()),
+        application_id: Set(row.application_id.clone()),
+        user_id: Set(row.user_id.clone()),
+        scope: Set(row.scope.clone()),
+        auth_time: Set(row.auth_time),
+        code_hash: Set(row.code_hash.clone()),
+        created_at: Set(now),
+        expires_at: Set(now + i64::from(request.ttl_days) * SECONDS_PER_DAY),
+        rotated_at: Set(None),
+        replaced_by_hash: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(IssuedRefreshToken {
+        token: successor,
+        row: successor_row,
+    })
+}
+
+/// Handles a token that was already rotated: inside the grace window the
+/// same successor comes back; after it the family is revoked.
+async fn successor_within_grace(
+    db: &impl ConnectionTrait,
+    row: &refresh_token::Model,
+    presented: &str,
+    request: RefreshRequest<'_>,
+    rotated_at: i64,
+    now: i64,
+) -> Result<IssuedRefreshToken, GrantError> {
+    if now - rotated_at > REFRESH_REUSE_GRACE_SECS {
+        revoke_family(db, &row.family_id, now).await?;
+        tracing::warn!(
+            target: "audit",
+            client_id = %row.application_id,
+            family_id = %row.family_id,
+            "rotated refresh token reused; family revoked"
+        );
+        return Err(GrantError::RefreshReused);
+    }
+    let successor = derive_successor(request.derivation_key, presented)?;
+    let successor_row = refresh_token::Entity::find_by_id(ids::sha256_hex(&successor))
+        .one(db)
+        .await?
+        .ok_or(GrantError::RefreshReused)?;
+    if successor_row.revoked_at.is_some() {
+        return Err(GrantError::RefreshRevoked);
+    }
+    Ok(IssuedRefreshToken {
+        token: successor,
+        row: successor_row,
+    })
+}
+
+/// Derives the successor of a refresh token: base64url of
+/// HMAC-SHA256(server secret, old token).
+fn derive_successor(derivation_key: &str, presented: &str) -> Result<String, GrantError> {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(derivation_key.as_bytes()).map_err(|_| GrantError::DerivationKeyUnusable)?;
+    mac.update(b"latch refresh token successor\0");
+    mac.update(presented.as_bytes());
+    Ok(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+/// Finds a refresh token by its value.
+pub async fn find_refresh_token(
+    db: &impl ConnectionTrait,
+    token: &str,
+) -> Result<Option<refresh_token::Model>, DbErr> {
+    refresh_token::Entity::find_by_id(ids::sha256_hex(token)).one(db).await
+}
+
+/// Revokes every live token of a family.
+pub async fn revoke_family(db: &impl ConnectionTrait, family_id: &str, now: i64) -> Result<(), DbErr> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Revokes the families that a code produced.
+async fn revoke_families_of_code(db: &impl ConnectionTrait, code_hash: &str, now: i64) -> Result<(), DbErr> {
+    let result = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_token::Column::CodeHash.eq(code_hash))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    tracing::warn!(
+        target: "audit",
+        revoked = result.rows_affected,
+        "authorization code reused; tokens it produced are revoked"
+    );
+    Ok(())
+}
+
+/// Tells whether a family has been revoked. Unknown families count as
+/// revoked, so an access token outlives its grant only when it had none.
+pub async fn is_family_revoked(db: &impl ConnectionTrait, family_id: &str) -> Result<bool, DbErr> {
+    let live = refresh_token::Entity::find()
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .one(db)
+        .await?;
+    Ok(live.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_row(challenge: Option<&str>) -> authorization_code::Model {
+        authorization_code::Model {
+            code_hash: "hash".into(),
+            application_id: "client".into(),
+            user_id: "user".into(),
+            redirect_uri: "https://chat.openai.com/aip/p/oauth/callback".into(),
+            scope: "openid".into(),
+            nonce: None,
+            code_challenge: challenge.map(str::to_owned),
+            auth_time: 0,
+            issue_refresh_token: false,
+            created_at: 0,
+            expires_at: 60,
+            consumed_at: None,
+        }
+    }
+
+    // Example verifier and challenge from RFC 7636 appendix B.
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGKgc-ifvs";
+
+    #[test]
+    fn pkce_accepts_rfc7636_example() {
+        assert!(verify_pkce(&code_row(Some(CHALLENGE)), Some(VERIFIER), true).is_ok());
+    }
+
+    #[test]
+    fn pkce_rejects_wrong_verifier() {
+        let result = verify_pkce(&code_row(Some(CHALLENGE)), Some("x".repeat(43).as_str()), false);
+        assert!(matches!(result, Err(GrantError::VerifierMismatch)));
+    }
+
+    #[test]
+    fn pkce_rejects_verifier_without_challenge() {
+        let result = verify_pkce(&code_row(None), Some(VERIFIER), false);
+        assert!(matches!(result, Err(GrantError::VerifierUnexpected)));
+    }
+
+    #[test]
+    fn pkce_requires_verifier_for_stored_challenge() {
+        let result = verify_pkce(&code_row(Some(CHALLENGE)), None, false);
+        assert!(matches!(result, Err(GrantError::VerifierMissing)));
+    }
+
+    #[test]
+    fn pkce_required_for_public_clients() {
+        assert!(matches!(verify_pkce(&code_row(None), None, true), Err(GrantError::PkceRequired)));
+        assert!(verify_pkce(&code_row(None), None, false).is_ok());
+    }
+
+    #[test]
+    fn successor_is_deterministic_per_key() {
+        let first = derive_successor("k", "t").unwrap();
+        assert_eq!(first, derive_successor("k", "t").unwrap());
+        assert_ne!(first, derive_successor("other", "t").unwrap());
+        assert_ne!(first, "t");
+    }
+}

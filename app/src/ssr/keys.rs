@@ -1,0 +1,364 @@
+//! Signing keys for ID tokens and access tokens, and the server key that
+//! derives rotated refresh tokens.
+//!
+//! The database is the only source of truth: every instance that shares a
+//! database signs with the same keys. Parsed keys are kept in a
+//! process-wide cache keyed by the SHA-256 of the stored private key, so a
+//! cache entry can never stand for a different row, even when several
+//! servers with different databases run in one process.
+
+use super::applications::internal;
+use super::entities::{setting, signing_key};
+use super::ids;
+use crate::error::AppError;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use rand::rngs::OsRng;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// RSA modulus size of new RS256 keys, in bits.
+const RSA_KEY_BITS: usize = 2048;
+
+/// Settings key of the secret that derives successor refresh tokens.
+const REFRESH_DERIVATION_KEY: &str = "refresh_token_derivation_key";
+
+/// A JWS algorithm that Latch signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    /// ECDSA with P-256 and SHA-256, the default.
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, for relying parties without EC support.
+    Rs256,
+}
+
+impl SigningAlg {
+    /// Every supported algorithm, in the order discovery lists them.
+    pub const ALL: [SigningAlg; 2] = [Self::Es256, Self::Rs256];
+
+    /// Returns the JOSE name, as stored in `signing_keys.alg`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+        }
+    }
+
+    /// Parses a JOSE name.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.as_str() == value)
+    }
+
+    /// Returns the algorithm an application signs with; unknown values fall
+    /// back to ES256.
+    pub fn for_application(signing_alg: &str) -> Self {
+        Self::parse(signing_alg).unwrap_or(Self::Es256)
+    }
+
+    /// Returns the jsonwebtoken algorithm.
+    pub fn jwt_algorithm(self) -> Algorithm {
+        match self {
+            Self::Es256 => Algorithm::ES256,
+            Self::Rs256 => Algorithm::RS256,
+        }
+    }
+}
+
+/// Failure to create, load or parse a signing key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The database request failed.
+    #[error("database request failed: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    /// Key generation or encoding failed.
+    #[error("cannot generate a {alg} key: {reason}")]
+    Generate {
+        /// Algorithm of the key.
+        alg: &'static str,
+        /// Library error text.
+        reason: String,
+    },
+    /// A stored key does not parse.
+    #[error("stored signing key {kid} is unusable: {reason}")]
+    Unusable {
+        /// Key id of the stored key.
+        kid: String,
+        /// Library error text.
+        reason: String,
+    },
+    /// No key of the algorithm exists; start-up creates one.
+    #[error("no active {0} signing key exists")]
+    Missing(&'static str),
+}
+
+impl From<KeyError> for AppError {
+    fn from(error: KeyError) -> Self {
+        tracing::error!(%error, "signing key failure");
+        AppError::Internal
+    }
+}
+
+/// A stored key, parsed for signing and verifying.
+pub struct LoadedKey {
+    /// Key id, sent in the JWT header and the JWKS.
+    pub kid: String,
+    /// Signing algorithm.
+    pub alg: SigningAlg,
+    /// Private key for signing.
+    pub encoding: EncodingKey,
+    /// Public key for verifying.
+    pub decoding: DecodingKey,
+}
+
+type KeyCache = RwLock<HashMap<String, Arc<LoadedKey>>>;
+
+fn cache() -> &'static KeyCache {
+    static CACHE: OnceLock<KeyCache> = OnceLock::new();
+    CACHE.get_or_init(|| RwLock::new(HashMap::new()))
+}
+
+/// Creates one ES256 and one RS256 key unless an active key of that
+/// algorithm already exists.
+///
+/// The key id of a new key is the algorithm and a generation number
+/// (`es256-1`). Two instances that start at once generate different keys
+/// with the same id, and the insert ignores the loser, so both end up
+/// using the row that won.
+pub async fn ensure_signing_keys(db: &impl ConnectionTrait, now: i64) -> Result<(), KeyError> {
+    for alg in SigningAlg::ALL {
+        if active_rows(db, alg).await?.is_empty() {
+            add_signing_key(db, alg, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a new key of `alg`, which signs from now on, and returns its id.
+/// Older keys stay published until [`retire_signing_key`] is called.
+pub async fn add_signing_key(db: &impl ConnectionTrait, alg: SigningAlg, now: i64) -> Result<String, KeyError> {
+    let generation = signing_key::Entity::find()
+        .filter(signing_key::Column::Alg.eq(alg.as_str()))
+        .count(db)
+        .await?
+        + 1;
+    let kid = format!("{}-{generation}", alg.as_str().to_ascii_lowercase());
+    let (private_pem, public_jwk) = generate(alg, &kid)?;
+    let row = signing_key::ActiveModel {
+        kid: Set(kid.clone()),
+        alg: Set(alg.as_str().to_owned()),
+        private_key: Set(private_pem),
+        public_jwk: Set(public_jwk),
+        created_at: Set(now),
+        retired_at: Set(None),
+    };
+    signing_key::Entity::insert(row)
+        .on_conflict_do_nothing_on([signing_key::Column::Kid])
+        .exec(db)
+        .await?;
+    tracing::info!(target: "audit", %kid, "signing key created");
+    Ok(kid)
+}
+
+/// Stops publishing and using a key. Tokens it signed no longer verify.
+pub async fn retire_signing_key(db: &impl ConnectionTrait, kid: &str, now: i64) -> Result<(), KeyError> {
+    signing_key::Entity::update_many()
+        .col_expr(signing_key::Column::RetiredAt, sea_orm::sea_query::Expr::value(now))
+        .filter(signing_key::Column::Kid.eq(kid))
+        .filter(signing_key::Column::RetiredAt.is_null())
+        .exec(db)
+        .await?;
+    tracing::info!(target: "audit", %kid, "signing key retired");
+    Ok(())
+}
+
+/// Generates a key pair and returns the PKCS#8 PEM of the private key and
+/// the public JWK with `kid`, `alg` and `use`.
+fn generate(alg: SigningAlg, kid: &str) -> Result<(String, String), KeyError> {
+    let failure = |reason: String| KeyError::Generate {
+        alg: alg.as_str(),
+        reason,
+    };
+    let (pem, mut jwk) = match alg {
+        SigningAlg::Es256 => generate_p256().map_err(failure)?,
+        SigningAlg::Rs256 => generate_rsa().map_err(failure)?,
+    };
+    jwk.insert("kid".into(), kid.into());
+    jwk.insert("alg".into(), alg.as_str().into());
+    jwk.insert("use".into(), "sig".into());
+    Ok((pem, serde_json::Value::Object(jwk).to_string()))
+}
+
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+fn generate_p256() -> Result<(String, JsonObject), String> {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+
+    let secret = p256::SecretKey::random(&mut OsRng);
+    let pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|error| error.to_string())?;
+    let jwk = serde_json::from_str(&secret.public_key().to_jwk_string()).map_err(|error| error.to_string())?;
+    Ok((pem.to_string(), jwk))
+}
+
+fn generate_rsa() -> Result<(String, JsonObject), String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    use rsa::traits::PublicKeyParts;
+
+    let private = rsa::RsaPrivateKey::new(&mut OsRng, RSA_KEY_BITS).map_err(|error| error.to_string())?;
+    let pem = private.to_pkcs8_pem(LineEnding::LF).map_err(|error| error.to_string())?;
+    let mut jwk = JsonObject::new();
+    jwk.insert("kty".into(), "RSA".into());
+    jwk.insert("n".into(), URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()).into());
+    jwk.insert("e".into(), URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()).into());
+    Ok((pem.to_string(), jwk))
+}
+
+async fn active_rows(db: &impl ConnectionTrait, alg: SigningAlg) -> Result<Vec<signing_key::Model>, KeyError> {
+    Ok(signing_key::Entity::find()
+        .filter(signing_key::Column::Alg.eq(alg.as_str()))
+        .filter(signing_key::Column::RetiredAt.is_null())
+        .order_by_desc(signing_key::Column::CreatedAt)
+        .order_by_desc(signing_key::Column::Kid)
+        .all(db)
+        .await?)
+}
+
+/// Returns the key that signs new tokens of `alg`: the newest active one.
+pub async fn current_signing_key(db: &impl ConnectionTrait, alg: SigningAlg) -> Result<Arc<LoadedKey>, KeyError> {
+    let rows = active_rows(db, alg).await?;
+    let row = rows.into_iter().next().ok_or(KeyError::Missing(alg.as_str()))?;
+    load(&row)
+}
+
+/// Returns the active key with id `kid`, or `None` when it is unknown or
+/// retired.
+pub async fn verification_key(db: &impl ConnectionTrait, kid: &str) -> Result<Option<Arc<LoadedKey>>, KeyError> {
+    let row = signing_key::Entity::find_by_id(kid.to_owned())
+        .filter(signing_key::Column::RetiredAt.is_null())
+        .one(db)
+        .await?;
+    row.as_ref().map(load).transpose()
+}
+
+/// Returns the public JWKs of every key that is not retired, newest first.
+pub async fn published_jwks(db: &impl ConnectionTrait) -> Result<Vec<serde_json::Value>, KeyError> {
+    let rows = signing_key::Entity::find()
+        .filter(signing_key::Column::RetiredAt.is_null())
+        .order_by_desc(signing_key::Column::CreatedAt)
+        .order_by_asc(signing_key::Column::Kid)
+        .all(db)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            serde_json::from_str(&row.public_jwk).map_err(|error| KeyError::Unusable {
+                kid: row.kid.clone(),
+                reason: error.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Parses a stored key, or takes it from the cache.
+fn load(row: &signing_key::Model) -> Result<Arc<LoadedKey>, KeyError> {
+    let fingerprint = ids::sha256_hex(&row.private_key);
+    if let Ok(cached) = cache().read()
+        && let Some(key) = cached.get(&fingerprint)
+    {
+        return Ok(key.clone());
+    }
+    let key = Arc::new(parse(row)?);
+    if let Ok(mut cached) = cache().write() {
+        cached.insert(fingerprint, key.clone());
+    }
+    Ok(key)
+}
+
+fn parse(row: &signing_key::Model) -> Result<LoadedKey, KeyError> {
+    let unusable = |reason: String| KeyError::Unusable {
+        kid: row.kid.clone(),
+        reason,
+    };
+    let alg = SigningAlg::parse(&row.alg).ok_or_else(|| unusable(format!("unknown algorithm {}", row.alg)))?;
+    let pem = row.private_key.as_bytes();
+    let encoding = match alg {
+        SigningAlg::Es256 => EncodingKey::from_ec_pem(pem),
+        SigningAlg::Rs256 => EncodingKey::from_rsa_pem(pem),
+    }
+    .map_err(|error| unusable(error.to_string()))?;
+    let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(|error| unusable(error.to_string()))?;
+    let decoding = DecodingKey::from_jwk(&jwk).map_err(|error| unusable(error.to_string()))?;
+    Ok(LoadedKey {
+        kid: row.kid.clone(),
+        alg,
+        encoding,
+        decoding,
+    })
+}
+
+/// Returns the server secret that derives successor refresh tokens,
+/// creating it on first use. Concurrent first calls agree on one value
+/// because the insert ignores a conflict and the value is read back.
+pub async fn refresh_derivation_key(db: &impl ConnectionTrait, now: i64) -> Result<String, AppError> {
+    let row = setting::Entity::find_by_id(REFRESH_DERIVATION_KEY.to_owned())
+        .one(db)
+        .await
+        .map_err(internal)?;
+    if let Some(row) = row {
+        return Ok(row.value);
+    }
+    let candidate = setting::ActiveModel {
+        key: Set(REFRESH_DERIVATION_KEY.to_owned()),
+        value: Set(ids::new_opaque_token()),
+        updated_at: Set(now),
+    };
+    setting::Entity::insert(candidate)
+        .on_conflict_do_nothing_on([setting::Column::Key])
+        .exec(db)
+        .await
+        .map_err(internal)?;
+    setting::Entity::find_by_id(REFRESH_DERIVATION_KEY.to_owned())
+        .one(db)
+        .await
+        .map_err(internal)?
+        .map(|row| row.value)
+        .ok_or(AppError::Internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p256_key_round_trips_through_jsonwebtoken() {
+        let (pem, jwk) = generate(SigningAlg::Es256, "es256-1").unwrap();
+        let row = signing_key::Model {
+            kid: "es256-1".into(),
+            alg: "ES256".into(),
+            private_key: pem,
+            public_jwk: jwk,
+            created_at: 0,
+            retired_at: None,
+        };
+        let key = parse(&row).unwrap();
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        let claims = serde_json::json!({"sub": "user", "exp": 4_000_000_000u64});
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap();
+        let validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        let decoded = jsonwebtoken::decode::<serde_json::Value>(&token, &key.decoding, &validation).unwrap();
+        assert_eq!(decoded.claims["sub"], "user");
+    }
+
+    #[test]
+    fn jwk_carries_kid_alg_and_use() {
+        let (_, jwk) = generate(SigningAlg::Es256, "es256-7").unwrap();
+        let jwk: serde_json::Value = serde_json::from_str(&jwk).unwrap();
+        assert_eq!(jwk["kid"], "es256-7");
+        assert_eq!(jwk["alg"], "ES256");
+        assert_eq!(jwk["use"], "sig");
+        assert_eq!(jwk["crv"], "P-256");
+        assert!(jwk.get("d").is_none(), "the public JWK must not contain the private scalar");
+    }
+}
