@@ -28,6 +28,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    mark_hydrated();
 
     view! {
         <Stylesheet id="latch" href="/pkg/latch.css" />
@@ -62,4 +63,15 @@ pub fn App() -> impl IntoView {
             </main>
         </Router>
     }
+}
+
+/// Marks the body with `data-hydrated` once the WASM has taken over, so
+/// browser tests know when event handlers are attached.
+fn mark_hydrated() {
+    #[cfg(feature = "hydrate")]
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "");
+        }
+    });
 }

@@ -29,3 +29,37 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    fn request_from(ip: [u8; 4]) -> Request<Body> {
+        let mut request = Request::builder().uri("/console").body(Body::empty()).unwrap_or_default();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((ip, 40000))));
+        request
+    }
+
+    fn guarded() -> Router {
+        Router::new()
+            .route("/console", get(|| async { "console" }))
+            .layer(axum::middleware::from_fn(loopback_only))
+    }
+
+    #[tokio::test]
+    async fn loopback_peer_reaches_console() {
+        let response = guarded().oneshot(request_from([127, 0, 0, 1])).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn remote_peer_is_forbidden() {
+        let response = guarded().oneshot(request_from([10, 0, 0, 7])).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+}

@@ -8,14 +8,14 @@ use leptos::prelude::*;
 use {super::fail, crate::ssr, crate::ssr::AppState};
 
 /// Lists every application, newest first.
-#[server]
+#[server(endpoint = "list_applications")]
 pub async fn list_applications() -> Result<Vec<ApplicationSummary>, AppError> {
     let state = AppState::from_context()?;
     ssr::applications::list_applications(&state.db).await.map_err(fail)
 }
 
 /// Creates an application and sends the browser to its guide.
-#[server]
+#[server(endpoint = "create_application")]
 pub async fn create_application(name: String, kind: String) -> Result<String, AppError> {
     use crate::model::ApplicationKind;
     use crate::ssr::applications::NewApplication;
@@ -37,7 +37,7 @@ pub async fn create_application(name: String, kind: String) -> Result<String, Ap
 }
 
 /// Deletes an application and sends the browser back to the list.
-#[server]
+#[server(endpoint = "delete_application")]
 pub async fn delete_application(id: String) -> Result<(), AppError> {
     let state = AppState::from_context()?;
     ssr::applications::delete_application(&state.db, &id).await.map_err(fail)?;
@@ -46,7 +46,7 @@ pub async fn delete_application(id: String) -> Result<(), AppError> {
 }
 
 /// Returns what the guide page shows for one application.
-#[server]
+#[server(endpoint = "get_guide")]
 pub async fn get_guide(id: String) -> Result<GuideData, AppError> {
     let state = AppState::from_context()?;
     let application = ssr::applications::get_application(&state.db, &id).await.map_err(fail)?;
@@ -56,7 +56,7 @@ pub async fn get_guide(id: String) -> Result<GuideData, AppError> {
 
 /// Replaces the redirect URIs of an application and returns the saved list.
 /// A list with any invalid entry is rejected whole.
-#[server]
+#[server(endpoint = "save_redirect_uris")]
 pub async fn save_redirect_uris(
     id: String,
     #[server(default)] uris: Vec<String>,
@@ -66,7 +66,7 @@ pub async fn save_redirect_uris(
 }
 
 /// Turns "Always issue refresh token" on or off and returns the new value.
-#[server]
+#[server(endpoint = "set_always_issue_refresh_token")]
 pub async fn set_always_issue_refresh_token(id: String, enabled: bool) -> Result<bool, AppError> {
     let state = AppState::from_context()?;
     ssr::applications::set_always_issue_refresh_token(&state.db, &id, enabled, ssr::now())
@@ -76,7 +76,7 @@ pub async fn set_always_issue_refresh_token(id: String, enabled: bool) -> Result
 }
 
 /// Saves the OpenAI verification token and the token request encoding.
-#[server]
+#[server(endpoint = "save_manifest_settings")]
 pub async fn save_manifest_settings(
     id: String,
     verification_token: String,
@@ -89,7 +89,7 @@ pub async fn save_manifest_settings(
 }
 
 /// Sets the audience of the application's access tokens.
-#[server]
+#[server(endpoint = "save_audience")]
 pub async fn save_audience(id: String, audience: String) -> Result<(), AppError> {
     let state = AppState::from_context()?;
     ssr::applications::set_audience(&state.db, &id, &audience, ssr::now()).await.map_err(fail)

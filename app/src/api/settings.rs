@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use {super::fail, crate::ssr, crate::ssr::AppState};
 
 /// Returns the public URL and the custom domain.
-#[server]
+#[server(endpoint = "get_settings")]
 pub async fn get_settings() -> Result<ConsoleSettings, AppError> {
     let state = AppState::from_context()?;
     let custom_domain = ssr::settings::custom_domain(&state.db).await.map_err(fail)?;
@@ -19,7 +19,7 @@ pub async fn get_settings() -> Result<ConsoleSettings, AppError> {
 }
 
 /// Sets or, for blank input, clears the custom domain.
-#[server]
+#[server(endpoint = "save_custom_domain")]
 pub async fn save_custom_domain(custom_domain: String) -> Result<Option<String>, AppError> {
     let state = AppState::from_context()?;
     ssr::settings::set_custom_domain(&state.db, &custom_domain, ssr::now())

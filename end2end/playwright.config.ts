@@ -1,0 +1,46 @@
+import { defineConfig } from "@playwright/test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+// One Latch server for the whole run, on its own port and its own SQLite
+// file. LATCH_BIN and LATCH_SITE_ROOT are set by scripts/test.
+const port = Number(process.env.LATCH_E2E_PORT ?? 3117);
+const dataDir = mkdtempSync(join(tmpdir(), "latch-e2e-"));
+const bin = process.env.LATCH_BIN ?? "../target/debug/latch";
+const siteRoot = process.env.LATCH_SITE_ROOT ?? "../target/site";
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
+  // The custom domain is a server-wide setting, so journeys run one at a time.
+  workers: 1,
+  fullyParallel: false,
+  retries: 0,
+  reporter: [["list"]],
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    browserName: "chromium",
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    },
+  },
+  webServer: {
+    command: `${bin} --listen 127.0.0.1:${port} --data-dir ${dataDir} --site-root ${siteRoot}`,
+    url: `http://127.0.0.1:${port}/healthz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: "pipe",
+    stderr: "pipe",
+  },
+});
