@@ -5,14 +5,15 @@
 use app::error::AppError;
 use app::model::ApplicationKind;
 use app::ssr::applications::{self, NewApplication};
+use app::ssr::testing::TestDatabase;
 use app::ssr::{db, settings};
 
 const NOW: i64 = 1_700_000_000;
 
-async fn database() -> (sea_orm::DatabaseConnection, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("latch.db").display());
-    (db::connect_and_migrate(&url).await.unwrap(), dir)
+/// Opens a fresh database on the backend `LATCH_TEST_BACKEND` names.
+async fn database() -> (sea_orm::DatabaseConnection, TestDatabase) {
+    let database = TestDatabase::create().await;
+    (db::connect_and_migrate(&database.url).await.unwrap(), database)
 }
 
 fn plugin(name: &str, uris: &[&str]) -> NewApplication {

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod keys;
 pub mod settings;
 pub mod state;
+pub mod testing;
 pub mod tokens;
 
 pub use state::AppState;

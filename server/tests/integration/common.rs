@@ -1,8 +1,10 @@
-//! Starts a real Latch server on 127.0.0.1:0 for one test.
+//! Starts a real Latch server on 127.0.0.1:0 for one test, on the
+//! database backend that `LATCH_TEST_BACKEND` names (SQLite by default).
 
 #![allow(dead_code)]
 
 use app::ssr::AppState;
+use app::ssr::testing::TestDatabase;
 use sea_orm::DatabaseConnection;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -17,11 +19,13 @@ pub struct TestServer {
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _data_dir: tempfile::TempDir,
+    _database: TestDatabase,
 }
 
 impl TestServer {
     /// Starts a server whose public URL is its own loopback address.
     pub async fn start() -> Self {
+        let database = TestDatabase::create().await;
         let data_dir = tempfile::tempdir().expect("temporary directory");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr: SocketAddr = listener.local_addr().expect("local address");
@@ -29,7 +33,7 @@ impl TestServer {
             listen: addr,
             public_url: None,
             data_dir: data_dir.path().to_path_buf(),
-            database_url: None,
+            database_url: Some(database.url.clone()),
             site_root: Some(data_dir.path().join("site")),
         };
         let state = server::prepare(&config).await.expect("database opens and migrates");
@@ -51,6 +55,7 @@ impl TestServer {
             http,
             shutdown: Some(shutdown),
             _data_dir: data_dir,
+            _database: database,
         }
     }
 
