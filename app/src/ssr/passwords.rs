@@ -1,0 +1,104 @@
+//! Password hashing with Argon2id.
+//!
+//! Each hash costs about 19 MiB of memory and tens of milliseconds of CPU,
+//! so hashing runs on tokio's blocking pool and a process-wide semaphore
+//! sized to the CPU count bounds how many hashes run at once. Requests that
+//! find every permit taken wait in line instead of exhausting memory.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use std::sync::LazyLock;
+use tokio::sync::Semaphore;
+
+/// Permits for concurrent hashes: one per CPU the process may use.
+static HASHING_PERMITS: LazyLock<Semaphore> = LazyLock::new(|| {
+    let cpus = std::thread::available_parallelism().map_or(1, |count| count.get());
+    Semaphore::new(cpus)
+});
+
+/// A hash of a random password that nobody knows. Verifying against it when
+/// the user does not exist costs the same time as a real verification, so
+/// response times do not reveal which user names exist.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let password = super::ids::new_opaque_token();
+    hash_blocking(&password).unwrap_or_default()
+});
+
+/// A failure of the hashing machinery, never a wrong password.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// The argon2 crate rejected the input or the stored hash.
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// The blocking task was cancelled or panicked.
+    #[error("the password hashing task did not finish")]
+    TaskFailed,
+}
+
+/// Returns the Argon2id hasher with the crate's default parameters:
+/// m = 19 MiB, t = 2, p = 1, the first OWASP recommendation for Argon2id.
+fn argon2() -> Argon2<'static> {
+    Argon2::default()
+}
+
+fn hash_blocking(password: &str) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| PasswordError::Hashing(error.to_string()))
+}
+
+fn verify_blocking(password: &str, stored: Option<&str>) -> Result<bool, PasswordError> {
+    let dummy = DUMMY_HASH.as_str();
+    let encoded = stored.unwrap_or(dummy);
+    let parsed = PasswordHash::new(encoded).map_err(|error| PasswordError::Hashing(error.to_string()))?;
+    let matches = argon2().verify_password(password.as_bytes(), &parsed).is_ok();
+    Ok(matches && stored.is_some())
+}
+
+/// Runs `work` on the blocking pool once a hashing permit is free.
+async fn run_limited<T, F>(work: F) -> Result<T, PasswordError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, PasswordError> + Send + 'static,
+{
+    let _permit = HASHING_PERMITS
+        .acquire()
+        .await
+        .map_err(|_| PasswordError::TaskFailed)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| PasswordError::TaskFailed)?
+}
+
+/// Hashes `password` with a fresh random salt and returns the PHC string.
+pub async fn hash_password(password: String) -> Result<String, PasswordError> {
+    run_limited(move || hash_blocking(&password)).await
+}
+
+/// Checks `password` against `stored`, a PHC string. When `stored` is
+/// `None` (the user does not exist), verifies against a dummy hash so the
+/// call takes as long as a real check, and returns `false`.
+pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, PasswordError> {
+    run_limited(move || verify_blocking(&password, stored.as_deref())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_then_verify_round_trip() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password("correct horse".into(), Some(hash.clone())).await.unwrap());
+        assert!(!verify_password("wrong horse".into(), Some(hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn missing_user_never_verifies() {
+        assert!(!verify_password(String::new(), None).await.unwrap());
+        assert!(!verify_password("anything".into(), None).await.unwrap());
+    }
+}
