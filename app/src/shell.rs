@@ -4,7 +4,7 @@ use crate::pages::{ApplicationsPage, GuidePage, NotFoundPage, SettingsPage};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Redirect, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 /// Renders the whole HTML document around [`App`] on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -25,6 +25,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// The console application: navigation and routes.
+///
+/// Pages render with [`SsrMode::Async`]: the server waits for their data and
+/// sends complete HTML, so they work before hydration and without
+/// JavaScript.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -56,9 +60,13 @@ pub fn App() -> impl IntoView {
             <main class="mx-auto max-w-5xl px-6 py-8">
                 <Routes fallback=NotFoundPage>
                     <Route path=path!("/") view=|| view! { <Redirect path="/console" /> } />
-                    <Route path=path!("/console") view=ApplicationsPage />
-                    <Route path=path!("/console/applications/:id") view=GuidePage />
-                    <Route path=path!("/console/settings") view=SettingsPage />
+                    <Route path=path!("/console") view=ApplicationsPage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/console/applications/:id")
+                        view=GuidePage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=path!("/console/settings") view=SettingsPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -55,12 +55,17 @@ pub fn RedirectUriField(
     placeholder: &'static str,
 ) -> impl IntoView {
     let action = ServerAction::<SaveRedirectUris>::new();
-    let saved = RwSignal::new(saved);
-    let initial = if saved.get_untracked().is_empty() {
-        vec![placeholder.to_owned()]
-    } else {
-        saved.get_untracked()
+    let shown_for = move |list: &[String]| -> Vec<String> {
+        if list.is_empty() {
+            vec![placeholder.to_owned()]
+        } else {
+            list.to_vec()
+        }
     };
+    let initial = shown_for(&saved);
+    // What the rows showed after the last load or save; Save is enabled
+    // only when the rows differ from it.
+    let baseline = RwSignal::new(initial.clone());
     let next_key = StoredValue::new(0usize);
     let rows = RwSignal::new(next_key.try_update_value(|key| rows_from(&initial, key)).unwrap_or_default());
 
@@ -76,13 +81,13 @@ pub fn RedirectUriField(
             .filter(|value| !value.is_empty())
             .collect()
     };
-    let dirty = move || current() != saved.get();
+    let dirty = move || current() != baseline.get();
 
     Effect::new(move |_| {
         if let Some(Ok(list)) = action.value().get() {
-            let shown = if list.is_empty() { vec![placeholder.to_owned()] } else { list.clone() };
+            let shown = shown_for(&list);
             rows.set(next_key.try_update_value(|key| rows_from(&shown, key)).unwrap_or_default());
-            saved.set(list);
+            baseline.set(shown);
         }
     });
 
