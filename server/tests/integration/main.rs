@@ -4,7 +4,12 @@
 mod common;
 
 mod authorize;
+mod browser;
 mod console;
 mod discovery;
 mod sign_in;
 mod token;
+mod fixtures;
+mod openid_client;
+mod refresh;
+mod resources;
