@@ -9,7 +9,3 @@ mod console;
 mod discovery;
 mod sign_in;
 mod token;
-mod fixtures;
-mod openid_client;
-mod refresh;
-mod resources;
