@@ -9,3 +9,7 @@ mod console;
 mod discovery;
 mod sign_in;
 mod token;
+mod fixtures;
+mod openid_client;
+mod refresh;
+mod resources;
