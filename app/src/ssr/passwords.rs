@@ -35,8 +35,8 @@ pub enum PasswordError {
     TaskFailed,
 }
 
-/// Returns the Argon2id hasher with the crate's default parameters:
-/// m = 19 MiB, t = 2, p = 1, the first OWASP recommendation for Argon2id.
+/// Returns the Argon2id hasher with the argon2 0.5 defaults:
+/// m = 19 MiB, t = 2, p = 1.
 fn argon2() -> Argon2<'static> {
     Argon2::default()
 }
@@ -100,5 +100,23 @@ mod tests {
     async fn missing_user_never_verifies() {
         assert!(!verify_password(String::new(), None).await.unwrap());
         assert!(!verify_password("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn missing_user_costs_a_full_hash() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        // Builds the dummy hash before timing.
+        verify_password(String::new(), None).await.unwrap();
+
+        let started = std::time::Instant::now();
+        verify_password("wrong".into(), Some(hash)).await.unwrap();
+        let known_user = started.elapsed();
+        let started = std::time::Instant::now();
+        verify_password("wrong".into(), None).await.unwrap();
+        let unknown_user = started.elapsed();
+
+        // A generous bound that survives a busy machine but fails when the
+        // unknown-user path skips Argon2.
+        assert!(unknown_user * 3 >= known_user, "{unknown_user:?} vs {known_user:?}");
     }
 }

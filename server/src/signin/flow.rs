@@ -42,7 +42,7 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     html_response(status, pages::error(title, message), Vec::new())
 }
 
-/// The page for a failure whose cause is only in the server log.
+/// Renders the page for a failure whose cause is only in the server log.
 pub fn internal_error_page() -> Response {
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -51,7 +51,7 @@ pub fn internal_error_page() -> Response {
     )
 }
 
-/// The page for an interaction that is unknown, expired or finished.
+/// Renders the page for an interaction that is unknown, expired or finished.
 pub fn expired_interaction_page() -> Response {
     error_page(
         StatusCode::BAD_REQUEST,

@@ -124,13 +124,21 @@ pub async fn sign_in_submit(State(state): State<AppState>, headers: HeaderMap, b
     let login = fields.get("login").cloned().unwrap_or_default();
     let password = fields.get("password").cloned().unwrap_or_default();
 
+    // TODO-hardening: failed sign-ins are not throttled per account or per
+    // client address, so password guessing is limited only by the cost of
+    // Argon2 and the hashing semaphore.
     let user = match users::find_by_login(&state.db, &login).await {
         Ok(user) => user,
         Err(_) => return flow::internal_error_page(),
     };
-    let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
-    // An unknown user is checked against a dummy hash, so both failures
-    // take the same time.
+    // An unknown user, or a password longer than registration allows, is
+    // checked against a dummy hash, so every failure takes the same time.
+    let too_long = password.len() > users::MAX_PASSWORD_BYTES;
+    let stored_hash = user
+        .as_ref()
+        .filter(|_| !too_long)
+        .map(|user| user.password_hash.clone());
+    let password = if too_long { String::new() } else { password };
     let verified = match passwords::verify_password(password, stored_hash).await {
         Ok(verified) => verified,
         Err(error) => {

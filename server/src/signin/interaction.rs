@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 /// registration form, short enough that stale rows do not pile up.
 pub const INTERACTION_TTL_SECS: i64 = 15 * 60;
 
-/// The `offline_access` scope, which asks for a refresh token.
+/// The `offline_access` scope, which requests a refresh token.
 pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// Logs a database error and hides it from the caller.

@@ -150,7 +150,7 @@ fn describe_scope(scope: &str) -> String {
 
 /// Values of the consent form.
 pub struct ConsentForm {
-    /// Name of the application that asks for access.
+    /// Name of the application that requests access.
     pub app_name: String,
     /// Interaction id.
     pub interaction: String,

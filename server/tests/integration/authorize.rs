@@ -101,7 +101,7 @@ async fn unknown_or_missing_client_shows_error_page() {
 }
 
 #[tokio::test]
-async fn missing_redirect_uri_shows_error_page_even_with_other_errors() {
+async fn missing_redirect_uri_shows_error_page() {
     let server = TestServer::start().await;
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
     let pairs = [("response_type", "token"), ("client_id", client.as_str())];
@@ -263,7 +263,7 @@ async fn prompt_none_with_session_returns_code() {
 }
 
 #[tokio::test]
-async fn prompt_login_and_old_auth_time_force_sign_in() {
+async fn stale_session_requires_sign_in() {
     let server = TestServer::start().await;
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
     let user = create_user(&server, "ada", None).await;

@@ -171,7 +171,7 @@ async fn wrong_password_and_unknown_user_look_the_same() {
 }
 
 #[tokio::test]
-async fn form_without_csrf_token_or_browser_cookie_is_rejected() {
+async fn forged_form_post_is_rejected() {
     let server = TestServer::start().await;
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
     create_user(&server, "ada", None).await;
