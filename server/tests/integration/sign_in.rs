@@ -4,7 +4,7 @@
 
 use crate::browser::*;
 use crate::common::TestServer;
-use app::ssr::entities::{application, session, user};
+use app::ssr::entities::{application, interaction, session, user};
 use app::ssr::ids::sha256_hex;
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 
@@ -107,6 +107,21 @@ async fn chatgpt_journey_registers_and_returns_code() {
     assert_eq!(stored.kind, "user");
     assert_eq!(stored.subject_id, users[0].id);
     assert_eq!(counts(&server).await.interactions, 0);
+
+    // ChatGPT then redeems the code with a JSON body, credentials inside.
+    let secrets = app::ssr::applications::live_secrets(server.db(), &client, app::ssr::now()).await.unwrap();
+    let body = serde_json::json!({
+        "grant_type": "authorization_code",
+        "client_id": client,
+        "client_secret": secrets[0],
+        "code": code,
+        "redirect_uri": PLUGIN_CALLBACK,
+    });
+    let response = server.http.post(server.url("/oidc/token")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let tokens: serde_json::Value = response.json().await.unwrap();
+    assert!(tokens["access_token"].is_string());
+    assert!(tokens["refresh_token"].is_string());
 }
 
 #[tokio::test]
@@ -365,4 +380,85 @@ async fn sign_in_replaces_previous_session() {
     // The interaction is gone, so posting the form again fails.
     let response = browser.post_form("/sign-in", &fields).await;
     assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn consent_form_requires_csrf_token() {
+    let server = TestServer::start().await;
+    let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
+    let user = create_user(&server, "ada", None).await;
+    let mut browser = Browser::new(&server);
+    browser.cookies.insert("latch_session".into(), create_session(&server, &user.id, app::ssr::now()).await);
+    let request = format!("{}&prompt=consent", chatgpt_request(&client, "s"));
+    let response = browser.get(&request).await;
+    let consent_path = location(&response);
+    assert!(consent_path.starts_with("/consent?interaction="));
+    let html = browser.get(&consent_path).await.text().await.unwrap();
+    let interaction = input_value(&html, "interaction");
+    let before = counts(&server).await;
+
+    let fields = [
+        ("interaction", interaction.as_str()),
+        ("csrf_token", "forged-token"),
+        ("decision", "allow"),
+    ];
+    let response = browser.post_form("/consent", &fields).await;
+    assert_eq!(response.status(), 403);
+    assert!(response.headers().get("location").is_none());
+    assert_eq!(counts(&server).await, before);
+}
+
+#[tokio::test]
+async fn sign_in_page_from_other_browser_is_rejected() {
+    let server = TestServer::start().await;
+    let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
+    let mut browser = Browser::new(&server);
+    let response = browser.get(&chatgpt_request(&client, "s")).await;
+    let sign_in_path = location(&response);
+
+    let mut other_browser = Browser::new(&server);
+    let page = other_browser.get(&sign_in_path).await;
+    assert_eq!(page.status(), 403);
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("csrf_token"));
+}
+
+#[tokio::test]
+async fn expired_interaction_shows_error_page() {
+    let server = TestServer::start().await;
+    let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
+    create_user(&server, "ada", None).await;
+    let mut browser = Browser::new(&server);
+    let (interaction_id, csrf) = open_sign_in(&mut browser, &chatgpt_request(&client, "s")).await;
+    let row = interaction::Entity::find_by_id(interaction_id.clone()).one(server.db()).await.unwrap().unwrap();
+    let mut row = row.into_active_model();
+    row.expires_at = Set(app::ssr::now() - 1);
+    row.update(server.db()).await.unwrap();
+    let before = counts(&server).await;
+
+    let fields = [
+        ("interaction", interaction_id.as_str()),
+        ("csrf_token", csrf.as_str()),
+        ("login", "ada"),
+        ("password", PASSWORD),
+    ];
+    let response = browser.post_form("/sign-in", &fields).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("expired"));
+    assert_eq!(counts(&server).await, before);
+}
+
+#[tokio::test]
+async fn authorization_post_needs_form_body() {
+    let server = TestServer::start().await;
+    let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
+    let body = serde_json::json!({
+        "response_type": "code",
+        "client_id": client,
+        "redirect_uri": PLUGIN_CALLBACK,
+    });
+    let response = server.http.post(server.url("/oidc/auth")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("location").is_none());
+    assert_eq!(counts(&server).await.interactions, 0);
 }
