@@ -103,7 +103,7 @@ test("guide journey with JavaScript", async ({ page, context }) => {
   // A custom domain shows the notice and moves every URL in the JSON.
   await page.goto("/console/settings");
   await waitForHydration(page);
-  await page.getByLabel("Custom domain").fill("auth.e2e.example.com");
+  await page.getByRole("textbox", { name: "Custom domain" }).fill("auth.e2e.example.com");
   await page.getByRole("button", { name: "Save domain" }).click();
   await expect(page.getByRole("status").filter({ hasText: "Saved." })).toBeVisible();
   await page.goto(`/console/applications/${appId}`);
@@ -116,7 +116,7 @@ test("guide journey with JavaScript", async ({ page, context }) => {
   // Clear the domain again for the other journeys.
   await page.goto("/console/settings");
   await waitForHydration(page);
-  await page.getByLabel("Custom domain").fill("");
+  await page.getByRole("textbox", { name: "Custom domain" }).fill("");
   await page.getByRole("button", { name: "Save domain" }).click();
   await expect(page.getByRole("status").filter({ hasText: "Saved." })).toBeVisible();
 });
