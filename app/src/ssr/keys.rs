@@ -21,6 +21,11 @@ use std::sync::{Arc, OnceLock, RwLock};
 /// RSA modulus size of new RS256 keys, in bits.
 const RSA_KEY_BITS: usize = 2048;
 
+/// How long a new key is published in the JWKS before it signs, in
+/// seconds. Equal to the JWKS `Cache-Control` max-age, so a verifier that
+/// cached the key set before the key was added has refreshed it by then.
+pub const KEY_PUBLICATION_LEAD_SECS: i64 = 300;
+
 /// Settings key of the secret that derives successor refresh tokens.
 const REFRESH_DERIVATION_KEY: &str = "refresh_token_derivation_key";
 
@@ -134,8 +139,9 @@ pub async fn ensure_signing_keys(db: &impl ConnectionTrait, now: i64) -> Result<
     Ok(())
 }
 
-/// Adds a new key of `alg`, which signs from now on, and returns its id.
-/// Older keys stay published until [`retire_signing_key`] is called.
+/// Adds a new key of `alg` created at `now` and returns its id. It is
+/// published at once and signs after [`KEY_PUBLICATION_LEAD_SECS`]. Older
+/// keys stay published until [`retire_signing_key`] is called.
 pub async fn add_signing_key(db: &impl ConnectionTrait, alg: SigningAlg, now: i64) -> Result<String, KeyError> {
     let generation = signing_key::Entity::find()
         .filter(signing_key::Column::Alg.eq(alg.as_str()))
@@ -225,11 +231,22 @@ async fn active_rows(db: &impl ConnectionTrait, alg: SigningAlg) -> Result<Vec<s
         .await?)
 }
 
-/// Returns the key that signs new tokens of `alg`: the newest active one.
-pub async fn current_signing_key(db: &impl ConnectionTrait, alg: SigningAlg) -> Result<Arc<LoadedKey>, KeyError> {
+/// Returns the key that signs new tokens of `alg` at `now`: the newest
+/// active key that has been published for at least
+/// [`KEY_PUBLICATION_LEAD_SECS`], so that verifiers with a cached key set
+/// have seen it. When no key is that old, as on first start, the oldest
+/// active key signs.
+pub async fn current_signing_key(
+    db: &impl ConnectionTrait,
+    alg: SigningAlg,
+    now: i64,
+) -> Result<Arc<LoadedKey>, KeyError> {
     let rows = active_rows(db, alg).await?;
-    let row = rows.into_iter().next().ok_or(KeyError::Missing(alg.as_str()))?;
-    load(&row)
+    let published = rows
+        .iter()
+        .find(|row| row.created_at + KEY_PUBLICATION_LEAD_SECS <= now);
+    let row = published.or(rows.last()).ok_or(KeyError::Missing(alg.as_str()))?;
+    load(row)
 }
 
 /// Returns the active key with id `kid`, or `None` when it is unknown or

@@ -108,7 +108,7 @@ pub async fn mint_access_token(
         jti,
         grant_id: subject.grant_id.map(str::to_owned),
     };
-    let key = signing_key_for(db, application).await?;
+    let key = signing_key_for(db, application, iat).await?;
     let token = sign(&key, ACCESS_TOKEN_TYP, &claims)?;
     Ok((token, claims))
 }
@@ -161,7 +161,7 @@ pub async fn mint_id_token(
         claims.insert("nonce".into(), nonce.into());
     }
     claims.extend(user_claims(&user, request.subject.scope));
-    let key = signing_key_for(db, application).await?;
+    let key = signing_key_for(db, application, now).await?;
     Ok(sign(&key, "JWT", &claims)?)
 }
 
@@ -187,9 +187,10 @@ pub fn user_claims(user: &user::Model, scope: &str) -> serde_json::Map<String, s
 async fn signing_key_for(
     db: &impl ConnectionTrait,
     application: &application::Model,
+    now: i64,
 ) -> Result<std::sync::Arc<LoadedKey>, KeyError> {
     let alg = SigningAlg::for_application(&application.signing_alg);
-    keys::current_signing_key(db, alg).await
+    keys::current_signing_key(db, alg, now).await
 }
 
 fn sign(key: &LoadedKey, typ: &str, claims: &impl Serialize) -> Result<String, jsonwebtoken::errors::Error> {

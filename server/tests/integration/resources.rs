@@ -144,18 +144,25 @@ async fn jwks_publishes_every_active_key() {
 }
 
 #[tokio::test]
-async fn new_key_is_published_and_old_still_verifies() {
+async fn new_key_is_published_before_it_signs() {
     let (server, client, tokens) = signed_in_with("openid").await;
     let old_token = access_token_of(&tokens).to_owned();
-    let new_kid = keys::add_signing_key(server.db(), SigningAlg::Es256, app::ssr::now() + 1).await.unwrap();
-    let set = jwks(&server).await;
-    assert!(set.find(&new_kid).is_some(), "the new key is published");
+    let old_kid = header_of(&old_token)["kid"].as_str().unwrap().to_owned();
+    let now = app::ssr::now();
+    let new_kid = keys::add_signing_key(server.db(), SigningAlg::Es256, now).await.unwrap();
+    assert_ne!(new_kid, old_kid);
+    assert!(jwks(&server).await.find(&new_kid).is_some(), "the new key is published at once");
 
     let user_id = user(&server).await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let (_, fresh) = redeem(&server, &client, &code).await;
-    assert_eq!(header_of(access_token_of(&fresh))["kid"], new_kid.as_str());
-    verify_with_jwks(&server, access_token_of(&fresh), &client.id).await;
+    assert_eq!(header_of(access_token_of(&fresh))["kid"], old_kid.as_str(), "the new key does not sign yet");
+
+    // Once the publication lead has passed, the new key signs and tokens
+    // of the old key still verify.
+    let later = now + keys::KEY_PUBLICATION_LEAD_SECS;
+    let signing = keys::current_signing_key(server.db(), SigningAlg::Es256, later).await.unwrap();
+    assert_eq!(signing.kid, new_kid);
     verify_with_jwks(&server, &old_token, &client.id).await;
     assert_eq!(userinfo(&server, Some(&old_token)).await.status(), 200);
 }
@@ -204,7 +211,7 @@ async fn userinfo_with_bad_token_is_invalid_token() {
     let tampered = format!("{}{flipped}{}", &access[..signature_start], &access[signature_start + 1..]);
 
     // An expired token signed with the server's own key.
-    let key = keys::current_signing_key(server.db(), SigningAlg::Es256).await.unwrap();
+    let key = keys::current_signing_key(server.db(), SigningAlg::Es256, app::ssr::now()).await.unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.typ = Some("at+jwt".into());
     header.kid = Some(key.kid.clone());
