@@ -76,6 +76,16 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        Self::Request(value.to_string())
+        let error = Self::Request(value.to_string());
+        // Malformed arguments are the caller's fault: answer 400, not the
+        // framework's default 500.
+        #[cfg(feature = "ssr")]
+        if matches!(
+            value,
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) | ServerFnErrorErr::Deserialization(_)
+        ) {
+            return crate::api::fail(error);
+        }
+        error
     }
 }
