@@ -5,8 +5,8 @@
 //! sized to the CPU count bounds how many hashes run at once. Requests that
 //! find every permit taken wait in line instead of exhausting memory.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use std::sync::LazyLock;
 use tokio::sync::Semaphore;
 
@@ -52,8 +52,11 @@ fn hash_blocking(password: &str) -> Result<String, PasswordError> {
 fn verify_blocking(password: &str, stored: Option<&str>) -> Result<bool, PasswordError> {
     let dummy = DUMMY_HASH.as_str();
     let encoded = stored.unwrap_or(dummy);
-    let parsed = PasswordHash::new(encoded).map_err(|error| PasswordError::Hashing(error.to_string()))?;
-    let matches = argon2().verify_password(password.as_bytes(), &parsed).is_ok();
+    let parsed =
+        PasswordHash::new(encoded).map_err(|error| PasswordError::Hashing(error.to_string()))?;
+    let matches = argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
     Ok(matches && stored.is_some())
 }
 
@@ -80,7 +83,10 @@ pub async fn hash_password(password: String) -> Result<String, PasswordError> {
 /// Checks `password` against `stored`, a PHC string. When `stored` is
 /// `None` (the user does not exist), verifies against a dummy hash so the
 /// call takes as long as a real check, and returns `false`.
-pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, PasswordError> {
+pub async fn verify_password(
+    password: String,
+    stored: Option<String>,
+) -> Result<bool, PasswordError> {
     run_limited(move || verify_blocking(&password, stored.as_deref())).await
 }
 
@@ -92,8 +98,16 @@ mod tests {
     async fn hash_then_verify_round_trip() {
         let hash = hash_password("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(verify_password("correct horse".into(), Some(hash.clone())).await.unwrap());
-        assert!(!verify_password("wrong horse".into(), Some(hash)).await.unwrap());
+        assert!(
+            verify_password("correct horse".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password("wrong horse".into(), Some(hash))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
@@ -117,6 +131,9 @@ mod tests {
 
         // A generous bound that survives a busy machine but fails when the
         // unknown-user path skips Argon2.
-        assert!(unknown_user * 3 >= known_user, "{unknown_user:?} vs {known_user:?}");
+        assert!(
+            unknown_user * 3 >= known_user,
+            "{unknown_user:?} vs {known_user:?}"
+        );
     }
 }

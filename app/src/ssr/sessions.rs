@@ -26,7 +26,11 @@ pub struct NewSession {
 }
 
 /// Starts a session for `user_id`, who entered a password at `now`.
-pub async fn create_user_session(db: &impl ConnectionTrait, user_id: &str, now: i64) -> Result<NewSession, AppError> {
+pub async fn create_user_session(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    now: i64,
+) -> Result<NewSession, AppError> {
     let cookie_value = ids::new_opaque_token();
     let row = session::ActiveModel {
         id_hash: Set(ids::sha256_hex(&cookie_value)),
@@ -61,7 +65,10 @@ pub async fn find_live_user_session(
 
 /// Deletes the end-user session that `cookie_value` belongs to. Returns
 /// whether a row was deleted.
-pub async fn delete_user_session(db: &impl ConnectionTrait, cookie_value: &str) -> Result<bool, AppError> {
+pub async fn delete_user_session(
+    db: &impl ConnectionTrait,
+    cookie_value: &str,
+) -> Result<bool, AppError> {
     let result = session::Entity::delete_many()
         .filter(session::Column::IdHash.eq(ids::sha256_hex(cookie_value)))
         .filter(session::Column::Kind.eq(USER_SESSION_KIND))

@@ -53,8 +53,11 @@ pub enum RegistrationError {
 pub fn check_username(raw: &str) -> Result<String, RegistrationError> {
     let username = raw.trim().to_lowercase();
     let length = username.chars().count();
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_');
-    if !(MIN_USERNAME_CHARS..=MAX_USERNAME_CHARS).contains(&length) || !username.chars().all(allowed) {
+    let allowed =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_');
+    if !(MIN_USERNAME_CHARS..=MAX_USERNAME_CHARS).contains(&length)
+        || !username.chars().all(allowed)
+    {
         return Err(RegistrationError::InvalidUsername);
     }
     Ok(username)
@@ -100,7 +103,10 @@ pub fn check_new_password(password: &str, confirmation: &str) -> Result<(), Regi
 
 /// Finds a user by user name, or by email address when `login` contains
 /// an `@`. Case is ignored.
-pub async fn find_by_login(db: &impl ConnectionTrait, login: &str) -> Result<Option<user::Model>, AppError> {
+pub async fn find_by_login(
+    db: &impl ConnectionTrait,
+    login: &str,
+) -> Result<Option<user::Model>, AppError> {
     let login = login.trim().to_lowercase();
     if login.is_empty() {
         return Ok(None);
@@ -118,8 +124,14 @@ pub async fn find_by_login(db: &impl ConnectionTrait, login: &str) -> Result<Opt
 }
 
 /// Returns the user with internal id `id`.
-pub async fn find_by_id(db: &impl ConnectionTrait, id: &str) -> Result<Option<user::Model>, AppError> {
-    user::Entity::find_by_id(id.to_owned()).one(db).await.map_err(internal)
+pub async fn find_by_id(
+    db: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<user::Model>, AppError> {
+    user::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await
+        .map_err(internal)
 }
 
 /// Reports which unique value, if any, another user already has.
@@ -131,10 +143,10 @@ pub async fn find_conflict(
     if find_by_login(db, username).await?.is_some() {
         return Ok(Some(RegistrationError::UsernameTaken));
     }
-    if let Some(email) = email {
-        if find_by_login(db, email).await?.is_some() {
-            return Ok(Some(RegistrationError::EmailTaken));
-        }
+    if let Some(email) = email
+        && find_by_login(db, email).await?.is_some()
+    {
+        return Ok(Some(RegistrationError::EmailTaken));
     }
     Ok(None)
 }
@@ -184,28 +196,61 @@ mod tests {
     #[test]
     fn username_rules() {
         assert_eq!(check_username(" Ada.L_1 ").unwrap(), "ada.l_1");
-        assert_eq!(check_username("ab"), Err(RegistrationError::InvalidUsername));
-        assert_eq!(check_username("a b c"), Err(RegistrationError::InvalidUsername));
-        assert_eq!(check_username("ada@x"), Err(RegistrationError::InvalidUsername));
-        assert_eq!(check_username(&"a".repeat(65)), Err(RegistrationError::InvalidUsername));
+        assert_eq!(
+            check_username("ab"),
+            Err(RegistrationError::InvalidUsername)
+        );
+        assert_eq!(
+            check_username("a b c"),
+            Err(RegistrationError::InvalidUsername)
+        );
+        assert_eq!(
+            check_username("ada@x"),
+            Err(RegistrationError::InvalidUsername)
+        );
+        assert_eq!(
+            check_username(&"a".repeat(65)),
+            Err(RegistrationError::InvalidUsername)
+        );
     }
 
     #[test]
     fn email_rules() {
         assert_eq!(check_email("").unwrap(), None);
-        assert_eq!(check_email(" Ada@Example.COM ").unwrap().as_deref(), Some("ada@example.com"));
+        assert_eq!(
+            check_email(" Ada@Example.COM ").unwrap().as_deref(),
+            Some("ada@example.com")
+        );
         assert_eq!(check_email("ada"), Err(RegistrationError::InvalidEmail));
-        assert_eq!(check_email("@example.com"), Err(RegistrationError::InvalidEmail));
-        assert_eq!(check_email("ada@localhost"), Err(RegistrationError::InvalidEmail));
-        assert_eq!(check_email("a@b@c.com"), Err(RegistrationError::InvalidEmail));
+        assert_eq!(
+            check_email("@example.com"),
+            Err(RegistrationError::InvalidEmail)
+        );
+        assert_eq!(
+            check_email("ada@localhost"),
+            Err(RegistrationError::InvalidEmail)
+        );
+        assert_eq!(
+            check_email("a@b@c.com"),
+            Err(RegistrationError::InvalidEmail)
+        );
     }
 
     #[test]
     fn password_rules() {
-        assert_eq!(check_new_password("1234567", "1234567"), Err(RegistrationError::PasswordTooShort));
-        assert_eq!(check_new_password("12345678", "12345679"), Err(RegistrationError::PasswordMismatch));
+        assert_eq!(
+            check_new_password("1234567", "1234567"),
+            Err(RegistrationError::PasswordTooShort)
+        );
+        assert_eq!(
+            check_new_password("12345678", "12345679"),
+            Err(RegistrationError::PasswordMismatch)
+        );
         let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
-        assert_eq!(check_new_password(&long, &long), Err(RegistrationError::PasswordTooLong));
+        assert_eq!(
+            check_new_password(&long, &long),
+            Err(RegistrationError::PasswordTooLong)
+        );
         assert!(check_new_password("12345678", "12345678").is_ok());
     }
 }

@@ -29,17 +29,19 @@
 
 use crate::routes::ServerState;
 use crate::signin::flow::{self, Origin};
-use crate::signin::http::{self, read_cookie, see_other, BROWSER_COOKIE, BROWSER_COOKIE_TTL_SECS};
-use crate::signin::interaction::{self, AuthorizationRequest, Authenticated, StoredInteraction, OFFLINE_ACCESS};
+use crate::signin::http::{self, BROWSER_COOKIE, BROWSER_COOKIE_TTL_SECS, read_cookie, see_other};
+use crate::signin::interaction::{
+    self, Authenticated, AuthorizationRequest, OFFLINE_ACCESS, StoredInteraction,
+};
 use app::ssr::entities::application;
 use app::ssr::sessions::{self, SESSION_COOKIE};
-use app::ssr::{ids, users, AppState};
+use app::ssr::{AppState, ids, users};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use std::collections::{BTreeSet, HashMap};
 
 /// Scopes that Latch grants. Others are dropped from requests.
@@ -85,7 +87,10 @@ impl Params {
             if value.is_empty() {
                 continue;
             }
-            if values.insert(name.to_string(), value.into_owned()).is_some() {
+            if values
+                .insert(name.to_string(), value.into_owned())
+                .is_some()
+            {
                 repeated.insert(name.into_owned());
             }
         }
@@ -157,18 +162,31 @@ impl AuthorizeError {
     }
 }
 
-async fn authorize_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes());
     authorize(&state, &headers, params, app::ssr::now()).await
 }
 
 /// OpenID Connect Core 1.0 section 3.1.2.1 requires POST support with a
 /// form-encoded body.
-async fn authorize_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        .is_some_and(|value| {
+            value
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     if !is_form {
         return flow::error_page(
             StatusCode::BAD_REQUEST,
@@ -184,7 +202,11 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: Params, now: i
         Ok(application) => application,
         Err(Some(error)) => {
             tracing::warn!(target: "audit", %error, "authorization request rejected without redirect");
-            return flow::error_page(StatusCode::BAD_REQUEST, "Invalid authorization request", &error.to_string());
+            return flow::error_page(
+                StatusCode::BAD_REQUEST,
+                "Invalid authorization request",
+                &error.to_string(),
+            );
         }
         Err(None) => return flow::internal_error_page(),
     };
@@ -199,7 +221,14 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: Params, now: i
         Ok(valid) => valid,
         Err(error) => {
             tracing::info!(application_id = %application.id, error = error.code(), "authorization request rejected");
-            return flow::error_redirect(redirect_uri, state_param, &origin.issuer, error.code(), &error.to_string(), Vec::new());
+            return flow::error_redirect(
+                redirect_uri,
+                state_param,
+                &origin.issuer,
+                error.code(),
+                &error.to_string(),
+                Vec::new(),
+            );
         }
     };
 
@@ -209,32 +238,61 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: Params, now: i
     };
     if prompt_none && session.is_none() {
         let error = AuthorizeError::LoginRequired;
-        return flow::error_redirect(redirect_uri, state_param, &origin.issuer, error.code(), &error.to_string(), Vec::new());
+        return flow::error_redirect(
+            redirect_uri,
+            state_param,
+            &origin.issuer,
+            error.code(),
+            &error.to_string(),
+            Vec::new(),
+        );
     }
-    if let Some(signed_in) = &session {
-        if !request.consent_required {
-            return flow::finish(state, &origin, None, &application, &request, signed_in, false, Vec::new(), now).await;
-        }
+    if let Some(signed_in) = &session
+        && !request.consent_required
+    {
+        return flow::finish(
+            state,
+            &origin,
+            None,
+            &application,
+            &request,
+            signed_in,
+            false,
+            Vec::new(),
+            now,
+        )
+        .await;
     }
     start_interaction(state, headers, &origin, request, session, now).await
 }
 
 /// Checks `client_id` and `redirect_uri` before anything else. Returns
 /// `Err(None)` when the database fails.
-async fn check_client(state: &AppState, params: &Params) -> Result<application::Model, Option<ClientError>> {
+async fn check_client(
+    state: &AppState,
+    params: &Params,
+) -> Result<application::Model, Option<ClientError>> {
     for name in ["client_id", "redirect_uri"] {
         if params.repeated.contains(name) {
             return Err(Some(ClientError::RepeatedParameter(name)));
         }
     }
-    let client_id = params.get("client_id").ok_or(Some(ClientError::MissingClientId))?;
+    let client_id = params
+        .get("client_id")
+        .ok_or(Some(ClientError::MissingClientId))?;
     let application = flow::find_application(state, client_id)
         .await
         .map_err(|_| None)?
         .ok_or(Some(ClientError::UnknownClient))?;
-    let requested = params.get("redirect_uri").ok_or(Some(ClientError::MissingRedirectUri))?;
-    let registered: Vec<String> = serde_json::from_str(&application.redirect_uris).unwrap_or_default();
-    if !registered.iter().any(|uri| redirect_uri_matches(uri, requested)) {
+    let requested = params
+        .get("redirect_uri")
+        .ok_or(Some(ClientError::MissingRedirectUri))?;
+    let registered: Vec<String> =
+        serde_json::from_str(&application.redirect_uris).unwrap_or_default();
+    if !registered
+        .iter()
+        .any(|uri| redirect_uri_matches(uri, requested))
+    {
         return Err(Some(ClientError::UnregisteredRedirectUri));
     }
     Ok(application)
@@ -248,7 +306,10 @@ fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
     if registered == requested {
         return true;
     }
-    match (loopback_without_port(registered), loopback_without_port(requested)) {
+    match (
+        loopback_without_port(registered),
+        loopback_without_port(requested),
+    ) {
         (Some(registered), Some(requested)) => registered == requested,
         _ => false,
     }
@@ -271,18 +332,26 @@ fn is_port_suffix(suffix: &str) -> bool {
     if suffix.is_empty() {
         return true;
     }
-    suffix
-        .strip_prefix(':')
-        .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
+    suffix.strip_prefix(':').is_some_and(|port| {
+        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
+    })
 }
 
 /// Checks every parameter after the client and redirect URI. Returns the
 /// request to store and whether `prompt=none` was sent.
-fn validate(params: &Params, application: &application::Model) -> Result<(AuthorizationRequest, bool), AuthorizeError> {
+fn validate(
+    params: &Params,
+    application: &application::Model,
+) -> Result<(AuthorizationRequest, bool), AuthorizeError> {
     // RFC 6749 section 3.1 forbids repeating a parameter; unknown ones are
     // ignored even when repeated.
-    if let Some(name) = KNOWN_PARAMETERS.iter().find(|name| params.repeated.contains(**name)) {
-        return Err(AuthorizeError::InvalidRequest(format!("The parameter {name} was sent more than once.")));
+    if let Some(name) = KNOWN_PARAMETERS
+        .iter()
+        .find(|name| params.repeated.contains(**name))
+    {
+        return Err(AuthorizeError::InvalidRequest(format!(
+            "The parameter {name} was sent more than once."
+        )));
     }
     match params.get("response_type") {
         None => return Err(AuthorizeError::invalid("The request has no response_type.")),
@@ -295,21 +364,32 @@ fn validate(params: &Params, application: &application::Model) -> Result<(Author
     if params.get("request_uri").is_some() {
         return Err(AuthorizeError::RequestUriNotSupported);
     }
-    if params.get("response_mode").is_some_and(|mode| mode != "query") {
-        return Err(AuthorizeError::invalid("Only response_mode=query is supported."));
+    if params
+        .get("response_mode")
+        .is_some_and(|mode| mode != "query")
+    {
+        return Err(AuthorizeError::invalid(
+            "Only response_mode=query is supported.",
+        ));
     }
 
     let code_challenge = check_pkce(params, application)?;
     let prompt = Prompt::parse(params.get("prompt"))?;
     let max_age = check_max_age(params.get("max_age"))?;
     let nonce = params.get("nonce").map(str::to_owned);
-    if nonce.as_ref().is_some_and(|nonce| nonce.len() > MAX_NONCE_LEN) {
-        return Err(AuthorizeError::invalid("The nonce is longer than 512 bytes."));
+    if nonce
+        .as_ref()
+        .is_some_and(|nonce| nonce.len() > MAX_NONCE_LEN)
+    {
+        return Err(AuthorizeError::invalid(
+            "The nonce is longer than 512 bytes.",
+        ));
     }
 
     let scopes = requested_scopes(params.get("scope"), &application.default_scope);
     let wants_offline = scopes.iter().any(|scope| scope == OFFLINE_ACCESS);
-    let consent_required = prompt.consent || (wants_offline && !application.always_issue_refresh_token && !prompt.none);
+    let consent_required = prompt.consent
+        || (wants_offline && !application.always_issue_refresh_token && !prompt.none);
     let request = AuthorizationRequest {
         client_id: application.id.clone(),
         redirect_uri: params.get("redirect_uri").unwrap_or_default().to_owned(),
@@ -325,27 +405,38 @@ fn validate(params: &Params, application: &application::Model) -> Result<(Author
 }
 
 /// Checks PKCE (RFC 7636): S256 only, and required from public clients.
-fn check_pkce(params: &Params, application: &application::Model) -> Result<Option<String>, AuthorizeError> {
+fn check_pkce(
+    params: &Params,
+    application: &application::Model,
+) -> Result<Option<String>, AuthorizeError> {
     let challenge = params.get("code_challenge");
     let method = params.get("code_challenge_method");
     match (challenge, method) {
-        (None, None) if application.kind == "native" => {
-            Err(AuthorizeError::invalid("Public clients must send a PKCE code_challenge with code_challenge_method=S256."))
-        }
+        (None, None) if application.kind == "native" => Err(AuthorizeError::invalid(
+            "Public clients must send a PKCE code_challenge with code_challenge_method=S256.",
+        )),
         (None, None) => Ok(None),
-        (None, Some(_)) => Err(AuthorizeError::invalid("code_challenge_method was sent without code_challenge.")),
+        (None, Some(_)) => Err(AuthorizeError::invalid(
+            "code_challenge_method was sent without code_challenge.",
+        )),
         (Some(_), Some("S256")) => {
             let challenge = challenge.unwrap_or_default();
             let well_formed = challenge.len() == S256_CHALLENGE_LEN
-                && challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                && challenge
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if well_formed {
                 Ok(Some(challenge.to_owned()))
             } else {
-                Err(AuthorizeError::invalid("code_challenge must be 43 characters of base64url (an S256 hash)."))
+                Err(AuthorizeError::invalid(
+                    "code_challenge must be 43 characters of base64url (an S256 hash).",
+                ))
             }
         }
         // A challenge without a method means `plain` (RFC 7636 section 4.3).
-        (Some(_), _) => Err(AuthorizeError::invalid("Only code_challenge_method=S256 is supported.")),
+        (Some(_), _) => Err(AuthorizeError::invalid(
+            "Only code_challenge_method=S256 is supported.",
+        )),
     }
 }
 
@@ -370,7 +461,9 @@ impl Prompt {
             }
         }
         if prompt.none && (prompt.login || prompt.consent) {
-            return Err(AuthorizeError::invalid("prompt=none cannot be combined with other prompt values."));
+            return Err(AuthorizeError::invalid(
+                "prompt=none cannot be combined with other prompt values.",
+            ));
         }
         Ok(prompt)
     }
@@ -384,14 +477,18 @@ fn check_max_age(raw: Option<&str>) -> Result<Option<i64>, AuthorizeError> {
             .ok()
             .filter(|seconds| *seconds >= 0)
             .map(Some)
-            .ok_or_else(|| AuthorizeError::invalid("max_age must be a non-negative number of seconds.")),
+            .ok_or_else(|| {
+                AuthorizeError::invalid("max_age must be a non-negative number of seconds.")
+            }),
     }
 }
 
 /// Returns the supported scopes of `raw` in request order without
 /// duplicates, or those of `default_scope` when `raw` is absent or blank.
 fn requested_scopes(raw: Option<&str>, default_scope: &str) -> Vec<String> {
-    let text = raw.filter(|value| !value.trim().is_empty()).unwrap_or(default_scope);
+    let text = raw
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or(default_scope);
     let mut scopes: Vec<String> = Vec::new();
     for scope in text.split_whitespace() {
         if SUPPORTED_SCOPES.contains(&scope) && !scopes.iter().any(|kept| kept == scope) {
@@ -415,15 +512,25 @@ async fn usable_session(
     let Some(cookie) = read_cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    let Some(session) = sessions::find_live_user_session(&state.db, &cookie, now).await.map_err(|_| ())? else {
+    let Some(session) = sessions::find_live_user_session(&state.db, &cookie, now)
+        .await
+        .map_err(|_| ())?
+    else {
         return Ok(None);
     };
     // OpenID Connect Core 1.0 section 3.1.2.1: an older authentication
     // than max_age requires the user to authenticate again.
-    if request.max_age.is_some_and(|max_age| now - session.auth_time > max_age) {
+    if request
+        .max_age
+        .is_some_and(|max_age| now - session.auth_time > max_age)
+    {
         return Ok(None);
     }
-    if users::find_by_id(&state.db, &session.subject_id).await.map_err(|_| ())?.is_none() {
+    if users::find_by_id(&state.db, &session.subject_id)
+        .await
+        .map_err(|_| ())?
+        .is_none()
+    {
         return Ok(None);
     }
     Ok(Some(Authenticated {
@@ -444,9 +551,18 @@ async fn start_interaction(
     now: i64,
 ) -> Response {
     let browser = read_cookie(headers, BROWSER_COOKIE)
-        .filter(|value| value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|value| {
+            value.len() == 43
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .unwrap_or_else(ids::new_opaque_token);
-    let next_page = if session.is_some() { "/consent" } else { "/sign-in" };
+    let next_page = if session.is_some() {
+        "/consent"
+    } else {
+        "/sign-in"
+    };
     let stored = StoredInteraction {
         request,
         csrf_token: ids::new_opaque_token(),
@@ -456,7 +572,12 @@ async fn start_interaction(
     let Ok(id) = interaction::create(&state.db, &stored, now).await else {
         return flow::internal_error_page();
     };
-    let cookie = http::cookie(BROWSER_COOKIE, &browser, BROWSER_COOKIE_TTL_SECS, origin.secure_cookies);
+    let cookie = http::cookie(
+        BROWSER_COOKIE,
+        &browser,
+        BROWSER_COOKIE_TTL_SECS,
+        origin.secure_cookies,
+    );
     see_other(&format!("{next_page}?interaction={id}"), vec![cookie])
 }
 
@@ -470,37 +591,88 @@ mod tests {
         assert!(redirect_uri_matches(registered, "https://example.com/cb"));
         assert!(!redirect_uri_matches(registered, "https://example.com/cb/"));
         assert!(!redirect_uri_matches(registered, "https://example.com/CB"));
-        assert!(!redirect_uri_matches(registered, "https://example.com/cb?x=1"));
-        assert!(!redirect_uri_matches(registered, "https://example.com:8443/cb"));
+        assert!(!redirect_uri_matches(
+            registered,
+            "https://example.com/cb?x=1"
+        ));
+        assert!(!redirect_uri_matches(
+            registered,
+            "https://example.com:8443/cb"
+        ));
     }
 
     #[test]
     fn loopback_port_may_differ() {
-        assert!(redirect_uri_matches("http://127.0.0.1/cb", "http://127.0.0.1:58892/cb"));
-        assert!(redirect_uri_matches("http://127.0.0.1:8080/", "http://127.0.0.1:1/"));
-        assert!(redirect_uri_matches("http://[::1]/cb", "http://[::1]:5000/cb"));
-        assert!(!redirect_uri_matches("http://127.0.0.1/cb", "http://127.0.0.1:5000/other"));
-        assert!(!redirect_uri_matches("http://127.0.0.1/cb", "http://[::1]:5000/cb"));
-        assert!(!redirect_uri_matches("http://localhost/cb", "http://localhost:5000/cb"));
-        assert!(!redirect_uri_matches("http://127.0.0.1/cb", "https://127.0.0.1:5000/cb"));
-        assert!(!redirect_uri_matches("http://127.0.0.1/cb", "http://127.0.0.1:99999/cb"));
-        assert!(!redirect_uri_matches("http://127.0.0.1/cb", "http://127.0.0.1.evil.com:80/cb"));
+        assert!(redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:58892/cb"
+        ));
+        assert!(redirect_uri_matches(
+            "http://127.0.0.1:8080/",
+            "http://127.0.0.1:1/"
+        ));
+        assert!(redirect_uri_matches(
+            "http://[::1]/cb",
+            "http://[::1]:5000/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:5000/other"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://[::1]:5000/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://localhost/cb",
+            "http://localhost:5000/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "https://127.0.0.1:5000/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:99999/cb"
+        ));
+        assert!(!redirect_uri_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1.evil.com:80/cb"
+        ));
     }
 
     #[test]
     fn scopes_default_and_drop_unknown() {
         let default = "openid profile offline_access";
-        assert_eq!(requested_scopes(None, default), vec!["openid", "profile", "offline_access"]);
-        assert_eq!(requested_scopes(Some("  "), default), vec!["openid", "profile", "offline_access"]);
-        assert_eq!(requested_scopes(Some("openid admin email openid"), default), vec!["openid", "email"]);
+        assert_eq!(
+            requested_scopes(None, default),
+            vec!["openid", "profile", "offline_access"]
+        );
+        assert_eq!(
+            requested_scopes(Some("  "), default),
+            vec!["openid", "profile", "offline_access"]
+        );
+        assert_eq!(
+            requested_scopes(Some("openid admin email openid"), default),
+            vec!["openid", "email"]
+        );
     }
 
     #[test]
     fn error_codes_follow_the_specifications() {
         assert_eq!(AuthorizeError::invalid("x").code(), "invalid_request");
-        assert_eq!(AuthorizeError::UnsupportedResponseType.code(), "unsupported_response_type");
-        assert_eq!(AuthorizeError::RequestNotSupported.code(), "request_not_supported");
-        assert_eq!(AuthorizeError::RequestUriNotSupported.code(), "request_uri_not_supported");
+        assert_eq!(
+            AuthorizeError::UnsupportedResponseType.code(),
+            "unsupported_response_type"
+        );
+        assert_eq!(
+            AuthorizeError::RequestNotSupported.code(),
+            "request_not_supported"
+        );
+        assert_eq!(
+            AuthorizeError::RequestUriNotSupported.code(),
+            "request_uri_not_supported"
+        );
         assert_eq!(AuthorizeError::LoginRequired.code(), "login_required");
     }
 
@@ -508,7 +680,10 @@ mod tests {
     fn prompt_none_stands_alone() {
         assert!(Prompt::parse(Some("none login")).is_err());
         assert!(Prompt::parse(Some("login consent")).unwrap().consent);
-        assert_eq!(Prompt::parse(Some("select_account")).unwrap(), Prompt::default());
+        assert_eq!(
+            Prompt::parse(Some("select_account")).unwrap(),
+            Prompt::default()
+        );
     }
 
     #[test]

@@ -10,28 +10,39 @@ use crate::routes::ServerState;
 use crate::signin::flow;
 use crate::signin::http::{self, read_cookie, redirect_with, see_other};
 use crate::signin::pages;
-use app::ssr::sessions::{self, SESSION_COOKIE};
 use app::ssr::AppState;
+use app::ssr::sessions::{self, SESSION_COOKIE};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use std::collections::HashMap;
 
 /// Routes of this endpoint.
 pub fn routes() -> Router<ServerState> {
-    Router::new().route("/oidc/session/end", get(end_session_get).post(end_session_post))
+    Router::new().route(
+        "/oidc/session/end",
+        get(end_session_get).post(end_session_post),
+    )
 }
 
 // TODO-hardening: a GET ends the session without asking the user, so a
 // third-party page can sign a user out by embedding this URL (logout CSRF).
-async fn end_session_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn end_session_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     end_session(&state, &headers, query.unwrap_or_default().as_bytes()).await
 }
 
-async fn end_session_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn end_session_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     end_session(&state, &headers, &body).await
 }
 
@@ -73,14 +84,24 @@ async fn end_session(state: &AppState, headers: &HeaderMap, bytes: &[u8]) -> Res
 
 /// Returns `post_logout_redirect_uri` when it is registered, byte for byte,
 /// in the `post_logout_redirect_uris` of the request's `client_id`.
-async fn registered_target(state: &AppState, params: &HashMap<String, String>) -> Result<Option<String>, ()> {
-    let (Some(uri), Some(client_id)) = (params.get("post_logout_redirect_uri"), params.get("client_id")) else {
+async fn registered_target(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<Option<String>, ()> {
+    let (Some(uri), Some(client_id)) = (
+        params.get("post_logout_redirect_uri"),
+        params.get("client_id"),
+    ) else {
         return Ok(None);
     };
-    let Some(application) = flow::find_application(state, client_id).await.map_err(|_| ())? else {
+    let Some(application) = flow::find_application(state, client_id)
+        .await
+        .map_err(|_| ())?
+    else {
         return Ok(None);
     };
-    let registered: Vec<String> = serde_json::from_str(&application.post_logout_redirect_uris).unwrap_or_default();
+    let registered: Vec<String> =
+        serde_json::from_str(&application.post_logout_redirect_uris).unwrap_or_default();
     if registered.iter().any(|known| known == uri) {
         Ok(Some(uri.clone()))
     } else {

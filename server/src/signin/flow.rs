@@ -2,11 +2,11 @@
 //! looking up the client, issuing the code and sending the browser back.
 
 use super::http::{html_response, is_secure_origin, redirect_with, see_other};
-use super::interaction::{self, internal, AuthorizationRequest, Authenticated, Completion};
+use super::interaction::{self, Authenticated, AuthorizationRequest, Completion, internal};
 use super::pages;
 use app::error::AppError;
 use app::ssr::entities::application;
-use app::ssr::{settings, AppState};
+use app::ssr::{AppState, settings};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use sea_orm::EntityTrait;
@@ -30,7 +30,10 @@ pub async fn origin(state: &AppState) -> Result<Origin, AppError> {
 }
 
 /// Finds the application with App ID `client_id`.
-pub async fn find_application(state: &AppState, client_id: &str) -> Result<Option<application::Model>, AppError> {
+pub async fn find_application(
+    state: &AppState,
+    client_id: &str,
+) -> Result<Option<application::Model>, AppError> {
     application::Entity::find_by_id(client_id.to_owned())
         .one(&state.db)
         .await

@@ -6,13 +6,13 @@
 //! site can neither post the forms nor finish someone else's sign-in.
 
 use super::flow::{self, Origin};
-use super::http::{self, read_cookie, see_other, BROWSER_COOKIE};
+use super::http::{self, BROWSER_COOKIE, read_cookie, see_other};
 use super::interaction::{self, Authenticated, StoredInteraction};
 use super::pages;
 use app::ssr::entities::application;
 use app::ssr::sessions::{self, SESSION_COOKIE, SESSION_TTL_SECS};
 use app::ssr::users::{self, NewUser, RegistrationError};
-use app::ssr::{passwords, AppState};
+use app::ssr::{AppState, passwords};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -28,7 +28,9 @@ const WRONG_CREDENTIALS: &str = "The user name, email or password is incorrect."
 fn parse_form(bytes: &[u8]) -> HashMap<String, String> {
     let mut fields = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(bytes) {
-        fields.entry(name.into_owned()).or_insert_with(|| value.into_owned());
+        fields
+            .entry(name.into_owned())
+            .or_insert_with(|| value.into_owned());
     }
     fields
 }
@@ -79,7 +81,9 @@ async fn load(
         Ok(None) => return Err(flow::expired_interaction_page()),
         Err(_) => return Err(flow::internal_error_page()),
     };
-    let origin = flow::origin(state).await.map_err(|_| flow::internal_error_page())?;
+    let origin = flow::origin(state)
+        .await
+        .map_err(|_| flow::internal_error_page())?;
     Ok(Loaded {
         id: id.clone(),
         stored,
@@ -93,7 +97,11 @@ fn query_fields(query: Option<String>) -> HashMap<String, String> {
 }
 
 /// `GET /sign-in?interaction=<id>`: the sign-in form.
-pub async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn sign_in_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let now = app::ssr::now();
     let loaded = match load(&state, &headers, &query_fields(query), false, now).await {
         Ok(loaded) => loaded,
@@ -102,7 +110,12 @@ pub async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap, Raw
     render_sign_in(&loaded, String::new(), None, StatusCode::OK)
 }
 
-fn render_sign_in(loaded: &Loaded, login: String, error: Option<String>, status: StatusCode) -> Response {
+fn render_sign_in(
+    loaded: &Loaded,
+    login: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
     let body = pages::sign_in(pages::SignInForm {
         app_name: loaded.application.name.clone(),
         interaction: loaded.id.clone(),
@@ -114,7 +127,11 @@ fn render_sign_in(loaded: &Loaded, login: String, error: Option<String>, status:
 }
 
 /// `POST /sign-in`: checks the password and continues the interaction.
-pub async fn sign_in_submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn sign_in_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let now = app::ssr::now();
     let fields = parse_form(&body);
     let loaded = match load(&state, &headers, &fields, true, now).await {
@@ -148,7 +165,12 @@ pub async fn sign_in_submit(State(state): State<AppState>, headers: HeaderMap, b
     };
     let Some(user) = user.filter(|_| verified) else {
         tracing::warn!(target: "audit", application_id = %loaded.application.id, "sign-in failed: wrong credentials");
-        return render_sign_in(&loaded, login, Some(WRONG_CREDENTIALS.into()), StatusCode::BAD_REQUEST);
+        return render_sign_in(
+            &loaded,
+            login,
+            Some(WRONG_CREDENTIALS.into()),
+            StatusCode::BAD_REQUEST,
+        );
     };
 
     tracing::info!(target: "audit", application_id = %loaded.application.id, user_id = %user.id, "sign-in succeeded");
@@ -156,7 +178,11 @@ pub async fn sign_in_submit(State(state): State<AppState>, headers: HeaderMap, b
 }
 
 /// `GET /register?interaction=<id>`: the registration form.
-pub async fn register_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn register_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let now = app::ssr::now();
     let loaded = match load(&state, &headers, &query_fields(query), false, now).await {
         Ok(loaded) => loaded,
@@ -165,7 +191,12 @@ pub async fn register_page(State(state): State<AppState>, headers: HeaderMap, Ra
     render_register(&loaded, String::new(), String::new(), None)
 }
 
-fn render_register(loaded: &Loaded, username: String, email: String, error: Option<String>) -> Response {
+fn render_register(
+    loaded: &Loaded,
+    username: String,
+    email: String,
+    error: Option<String>,
+) -> Response {
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -184,7 +215,9 @@ fn render_register(loaded: &Loaded, username: String, email: String, error: Opti
 
 /// Checks the registration fields and returns the new user's values
 /// without the hash.
-fn check_registration(fields: &HashMap<String, String>) -> Result<(String, Option<String>, String), RegistrationError> {
+fn check_registration(
+    fields: &HashMap<String, String>,
+) -> Result<(String, Option<String>, String), RegistrationError> {
     let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
     let username = users::check_username(field("username"))?;
     let email = users::check_email(field("email"))?;
@@ -193,7 +226,11 @@ fn check_registration(fields: &HashMap<String, String>) -> Result<(String, Optio
 }
 
 /// `POST /register`: creates the user and continues the interaction.
-pub async fn register_submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn register_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let now = app::ssr::now();
     let fields = parse_form(&body);
     let loaded = match load(&state, &headers, &fields, true, now).await {
@@ -203,7 +240,12 @@ pub async fn register_submit(State(state): State<AppState>, headers: HeaderMap, 
     let typed_username = fields.get("username").cloned().unwrap_or_default();
     let typed_email = fields.get("email").cloned().unwrap_or_default();
     let reject = |error: RegistrationError| {
-        render_register(&loaded, typed_username.clone(), typed_email.clone(), Some(error.to_string()))
+        render_register(
+            &loaded,
+            typed_username.clone(),
+            typed_email.clone(),
+            Some(error.to_string()),
+        )
     };
 
     let (username, email, password) = match check_registration(&fields) {
@@ -248,10 +290,12 @@ async fn continue_after_authentication(
 ) -> Response {
     // A new session id after every password entry prevents session
     // fixation; the old row is deleted so it cannot be reused.
-    if let Some(previous) = read_cookie(headers, SESSION_COOKIE) {
-        if sessions::delete_user_session(&state.db, &previous).await.is_err() {
-            return flow::internal_error_page();
-        }
+    if let Some(previous) = read_cookie(headers, SESSION_COOKIE)
+        && sessions::delete_user_session(&state.db, &previous)
+            .await
+            .is_err()
+    {
+        return flow::internal_error_page();
     }
     let session = match sessions::create_user_session(&state.db, &user_id, now).await {
         Ok(session) => session,
@@ -276,16 +320,34 @@ async fn continue_after_authentication(
     } = loaded;
     if stored.request.consent_required {
         stored.authenticated = Some(signed_in);
-        if interaction::mark_authenticated(&state.db, &id, &stored).await.is_err() {
+        if interaction::mark_authenticated(&state.db, &id, &stored)
+            .await
+            .is_err()
+        {
             return flow::internal_error_page();
         }
         return see_other(&format!("/consent?interaction={id}"), vec![cookie]);
     }
-    flow::finish(state, &origin, Some(&id), &application, &stored.request, &signed_in, false, vec![cookie], now).await
+    flow::finish(
+        state,
+        &origin,
+        Some(&id),
+        &application,
+        &stored.request,
+        &signed_in,
+        false,
+        vec![cookie],
+        now,
+    )
+    .await
 }
 
 /// `GET /consent?interaction=<id>`: lists the requested scopes.
-pub async fn consent_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+pub async fn consent_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let now = app::ssr::now();
     let loaded = match load(&state, &headers, &query_fields(query), false, now).await {
         Ok(loaded) => loaded,
@@ -305,7 +367,11 @@ pub async fn consent_page(State(state): State<AppState>, headers: HeaderMap, Raw
 
 /// `POST /consent`: `decision=allow` issues the code with every requested
 /// scope, anything else returns `access_denied` to the client.
-pub async fn consent_submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn consent_submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let now = app::ssr::now();
     let fields = parse_form(&body);
     let loaded = match load(&state, &headers, &fields, true, now).await {
@@ -319,7 +385,18 @@ pub async fn consent_submit(State(state): State<AppState>, headers: HeaderMap, b
 
     if fields.get("decision").map(String::as_str) == Some("allow") {
         tracing::info!(target: "audit", application_id = %loaded.application.id, user_id = %signed_in.user_id, "consent given");
-        return flow::finish(&state, &loaded.origin, Some(&loaded.id), &loaded.application, request, &signed_in, true, Vec::new(), now).await;
+        return flow::finish(
+            &state,
+            &loaded.origin,
+            Some(&loaded.id),
+            &loaded.application,
+            request,
+            &signed_in,
+            true,
+            Vec::new(),
+            now,
+        )
+        .await;
     }
 
     tracing::info!(target: "audit", application_id = %loaded.application.id, user_id = %signed_in.user_id, "consent denied");

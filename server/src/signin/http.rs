@@ -1,8 +1,8 @@
 //! HTTP helpers shared by the sign-in pages, the authorization endpoint and
 //! the end-session endpoint: cookies, security headers and redirects.
 
-use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::StatusCode;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
@@ -16,8 +16,7 @@ pub const BROWSER_COOKIE_TTL_SECS: i64 = 24 * 3600;
 /// only from this origin, and no framing by any origin (RFC 9700 section
 /// 4.16). `form-action` is left out because browsers apply it to the
 /// redirect that follows a form post, which goes to the client's origin.
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'";
 
 /// Adds the headers that every sign-in response carries: no framing, no
 /// caching, no referrer (the URL may hold an interaction id).
@@ -32,14 +31,20 @@ pub fn add_security_headers(headers: &mut HeaderMap) {
     for (name, value) in pairs {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
 }
 
 /// Builds an HTML response with the security headers.
 pub fn html_response(status: StatusCode, body: String, cookies: Vec<HeaderValue>) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     add_security_headers(headers);
     for cookie in cookies {
         headers.append(header::SET_COOKIE, cookie);
@@ -89,8 +94,10 @@ pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// leaving it off cross-site form posts.
 pub fn cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Max-Age={max_age_secs}; Path=/; HttpOnly; SameSite=Lax{secure}");
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("latch_invalid=; Max-Age=0"))
+    let text =
+        format!("{name}={value}; Max-Age={max_age_secs}; Path=/; HttpOnly; SameSite=Lax{secure}");
+    HeaderValue::from_str(&text)
+        .unwrap_or_else(|_| HeaderValue::from_static("latch_invalid=; Max-Age=0"))
 }
 
 /// Builds a `Set-Cookie` value that deletes cookie `name`.
@@ -127,22 +134,35 @@ mod tests {
     #[test]
     fn read_cookie_finds_named_value() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; latch_session=xyz; b=2"));
-        assert_eq!(read_cookie(&headers, "latch_session").as_deref(), Some("xyz"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; latch_session=xyz; b=2"),
+        );
+        assert_eq!(
+            read_cookie(&headers, "latch_session").as_deref(),
+            Some("xyz")
+        );
         assert_eq!(read_cookie(&headers, "missing"), None);
     }
 
     #[test]
     fn cookie_flags_follow_origin() {
         let plain = cookie("n", "v", 60, false);
-        assert_eq!(plain.to_str().unwrap(), "n=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax");
+        assert_eq!(
+            plain.to_str().unwrap(),
+            "n=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax"
+        );
         let secure = cookie("n", "v", 60, true);
         assert!(secure.to_str().unwrap().ends_with("; Secure"));
     }
 
     #[test]
     fn redirect_keeps_existing_query() {
-        let url = redirect_with("https://rp.example/cb?x=1", &[("code", Some("c d")), ("state", None)]).unwrap();
+        let url = redirect_with(
+            "https://rp.example/cb?x=1",
+            &[("code", Some("c d")), ("state", None)],
+        )
+        .unwrap();
         assert_eq!(url, "https://rp.example/cb?x=1&code=c+d");
     }
 

@@ -2,13 +2,13 @@
 //! `interactions` table so that any Latch instance sharing the database can
 //! continue them, and their completion into an authorization code.
 
+use app::error::AppError;
 use app::ssr::codes::{self, CodeGrant};
 use app::ssr::entities::{application, interaction};
 use app::ssr::ids;
-use app::error::AppError;
 use sea_orm::{
-    ActiveModelTrait, DbErr, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set,
-    TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, Set, TransactionSession, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -80,7 +80,9 @@ impl StoredInteraction {
         let (Some(cookie), Some(token)) = (browser_cookie, csrf_token) else {
             return false;
         };
-        let browser_matches = ids::sha256_hex(cookie).as_bytes().ct_eq(self.browser_hash.as_bytes());
+        let browser_matches = ids::sha256_hex(cookie)
+            .as_bytes()
+            .ct_eq(self.browser_hash.as_bytes());
         let token_matches = token.as_bytes().ct_eq(self.csrf_token.as_bytes());
         bool::from(browser_matches & token_matches)
     }
@@ -118,7 +120,11 @@ pub async fn create(
 }
 
 /// Loads the interaction `id` when it exists and has not expired at `now`.
-pub async fn load(db: &impl ConnectionTrait, id: &str, now: i64) -> Result<Option<StoredInteraction>, AppError> {
+pub async fn load(
+    db: &impl ConnectionTrait,
+    id: &str,
+    now: i64,
+) -> Result<Option<StoredInteraction>, AppError> {
     let row = interaction::Entity::find_by_id(id.to_owned())
         .filter(interaction::Column::ExpiresAt.gt(now))
         .one(db)
@@ -217,10 +223,10 @@ where
     };
 
     let txn = db.begin().await.map_err(internal)?;
-    if let Some(id) = interaction_id {
-        if !delete(&txn, id).await? {
-            return Ok(Completion::AlreadyCompleted);
-        }
+    if let Some(id) = interaction_id
+        && !delete(&txn, id).await?
+    {
+        return Ok(Completion::AlreadyCompleted);
     }
     let code = codes::issue_code(&txn, grant, now).await?;
     txn.commit().await.map_err(internal)?;

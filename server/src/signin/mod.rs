@@ -5,8 +5,8 @@
 //! JavaScript, and every response forbids framing and caching.
 
 use crate::routes::ServerState;
-use axum::routing::get;
 use axum::Router;
+use axum::routing::get;
 
 pub mod flow;
 pub mod handlers;
@@ -17,7 +17,16 @@ pub mod pages;
 /// Routes of the sign-in pages.
 pub fn routes() -> Router<ServerState> {
     Router::new()
-        .route("/sign-in", get(handlers::sign_in_page).post(handlers::sign_in_submit))
-        .route("/register", get(handlers::register_page).post(handlers::register_submit))
-        .route("/consent", get(handlers::consent_page).post(handlers::consent_submit))
+        .route(
+            "/sign-in",
+            get(handlers::sign_in_page).post(handlers::sign_in_submit),
+        )
+        .route(
+            "/register",
+            get(handlers::register_page).post(handlers::register_submit),
+        )
+        .route(
+            "/consent",
+            get(handlers::consent_page).post(handlers::consent_submit),
+        )
 }

@@ -6,8 +6,10 @@ use leptos::prelude::*;
 
 const INPUT: &str = "mt-1 block w-full rounded-md border border-slate-300 px-3 py-2 text-slate-900";
 const LABEL: &str = "block text-sm font-medium text-slate-700";
-const PRIMARY: &str = "w-full rounded-md bg-indigo-600 px-4 py-2 font-semibold text-white hover:bg-indigo-500";
-const SECONDARY: &str = "w-full rounded-md border border-slate-300 bg-white px-4 py-2 font-semibold text-slate-700";
+const PRIMARY: &str =
+    "w-full rounded-md bg-indigo-600 px-4 py-2 font-semibold text-white hover:bg-indigo-500";
+const SECONDARY: &str =
+    "w-full rounded-md border border-slate-300 bg-white px-4 py-2 font-semibold text-slate-700";
 const LINK: &str = "font-medium text-indigo-600 hover:text-indigo-500";
 
 /// Renders a full document around `content`.

@@ -7,10 +7,16 @@ use crate::common::TestServer;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 
 /// Sends a GET to the authorization endpoint with an optional session cookie.
-async fn authorize(server: &TestServer, pairs: &[(&str, &str)], session: Option<&str>) -> reqwest::Response {
+async fn authorize(
+    server: &TestServer,
+    pairs: &[(&str, &str)],
+    session: Option<&str>,
+) -> reqwest::Response {
     let mut browser = Browser::new(server);
     if let Some(cookie) = session {
-        browser.cookies.insert("latch_session".into(), cookie.into());
+        browser
+            .cookies
+            .insert("latch_session".into(), cookie.into());
     }
     browser.get(&authorize_path(pairs)).await
 }
@@ -30,19 +36,32 @@ fn plugin_request<'a>(client_id: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(
 async fn assert_error_page(response: reqwest::Response) {
     assert_eq!(response.status(), 400);
     assert!(response.headers().get(LOCATION).is_none());
-    let content_type = response.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
+    let content_type = response.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(content_type.starts_with("text/html"));
     assert_eq!(response.headers()["x-frame-options"], "DENY");
 }
 
 /// Asserts a 303 error redirect to `callback` with `error`, the state and iss.
-fn assert_error_redirect(server: &TestServer, response: &reqwest::Response, callback: &str, error: &str, state: &str) {
+fn assert_error_redirect(
+    server: &TestServer,
+    response: &reqwest::Response,
+    callback: &str,
+    error: &str,
+    state: &str,
+) {
     assert_eq!(response.status(), 303, "redirects use 303, never 307");
     let target = location(response);
     assert_eq!(without_query(&target), callback);
     let query = query_of(&target);
     assert_eq!(query.get("error").map(String::as_str), Some(error));
-    assert!(query.get("error_description").is_some_and(|text| !text.is_empty()));
+    assert!(
+        query
+            .get("error_description")
+            .is_some_and(|text| !text.is_empty())
+    );
     assert_eq!(query.get("state").map(String::as_str), Some(state));
     assert_eq!(query.get("iss"), Some(&issuer(server)));
     assert!(query.get("code").is_none());
@@ -55,7 +74,11 @@ fn assert_sign_in_redirect(response: &reqwest::Response) {
 }
 
 /// Asserts a 303 with a code to `callback` and returns the code.
-fn assert_code_redirect(server: &TestServer, response: &reqwest::Response, callback: &str) -> String {
+fn assert_code_redirect(
+    server: &TestServer,
+    response: &reqwest::Response,
+    callback: &str,
+) -> String {
     assert_eq!(response.status(), 303);
     let target = location(response);
     assert_eq!(without_query(&target), callback);
@@ -93,7 +116,11 @@ async fn unknown_or_missing_client_shows_error_page() {
     let server = TestServer::start().await;
     plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
     let before = counts(&server).await;
-    let unknown = [("response_type", "code"), ("client_id", "nosuchclient"), ("redirect_uri", PLUGIN_CALLBACK)];
+    let unknown = [
+        ("response_type", "code"),
+        ("client_id", "nosuchclient"),
+        ("redirect_uri", PLUGIN_CALLBACK),
+    ];
     assert_error_page(authorize(&server, &unknown, None).await).await;
     let missing = [("response_type", "code"), ("redirect_uri", PLUGIN_CALLBACK)];
     assert_error_page(authorize(&server, &missing, None).await).await;
@@ -112,7 +139,11 @@ async fn missing_redirect_uri_shows_error_page() {
 async fn loopback_redirect_accepts_any_port() {
     let server = TestServer::start().await;
     let client = native_app(&server, &["http://127.0.0.1/", "http://[::1]/cb"]).await;
-    for redirect_uri in ["http://127.0.0.1:58892/", "http://127.0.0.1/", "http://[::1]:49152/cb"] {
+    for redirect_uri in [
+        "http://127.0.0.1:58892/",
+        "http://127.0.0.1/",
+        "http://[::1]:49152/cb",
+    ] {
         let pairs = [
             ("client_id", client.as_str()),
             ("response_type", "code"),
@@ -166,7 +197,11 @@ async fn custom_scheme_redirect_matches_exactly() {
     assert_sign_in_redirect(&authorize(&server, &exact, None).await);
 
     let before = counts(&server).await;
-    for look_alike in ["https://com.example.app/cb", "com.example.app:/cb/", "com.example.app://cb"] {
+    for look_alike in [
+        "https://com.example.app/cb",
+        "com.example.app:/cb/",
+        "com.example.app://cb",
+    ] {
         let pairs = request(look_alike);
         let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         assert_error_page(authorize(&server, &pairs, None).await).await;
@@ -183,21 +218,49 @@ async fn later_errors_redirect_with_state_and_iss() {
     let before = counts(&server).await;
 
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-        (vec![("response_type", "token")], "unsupported_response_type"),
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
         (vec![("response_type", "")], "invalid_request"),
-        (vec![("code_challenge", CHALLENGE), ("code_challenge_method", "plain")], "invalid_request"),
+        (
+            vec![
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "plain"),
+            ],
+            "invalid_request",
+        ),
         (vec![("code_challenge", CHALLENGE)], "invalid_request"),
         (vec![("code_challenge_method", "S256")], "invalid_request"),
-        (vec![("code_challenge", "short"), ("code_challenge_method", "S256")], "invalid_request"),
+        (
+            vec![
+                ("code_challenge", "short"),
+                ("code_challenge_method", "S256"),
+            ],
+            "invalid_request",
+        ),
         (vec![("prompt", "none login")], "invalid_request"),
         (vec![("max_age", "-1")], "invalid_request"),
         (vec![("response_mode", "form_post")], "invalid_request"),
-        (vec![("request", "eyJhbGciOiJub25lIn0.e30.")], "request_not_supported"),
-        (vec![("request_uri", "https://rp.example/req")], "request_uri_not_supported"),
-        (vec![("scope", "openid"), ("scope", "email")], "invalid_request"),
+        (
+            vec![("request", "eyJhbGciOiJub25lIn0.e30.")],
+            "request_not_supported",
+        ),
+        (
+            vec![("request_uri", "https://rp.example/req")],
+            "request_uri_not_supported",
+        ),
+        (
+            vec![("scope", "openid"), ("scope", "email")],
+            "invalid_request",
+        ),
     ];
     for (extra, error) in cases {
-        let mut pairs = vec![("client_id", client.as_str()), ("redirect_uri", PLUGIN_CALLBACK), ("state", state)];
+        let mut pairs = vec![
+            ("client_id", client.as_str()),
+            ("redirect_uri", PLUGIN_CALLBACK),
+            ("state", state),
+        ];
         if !extra.iter().any(|(name, _)| *name == "response_type") {
             pairs.push(("response_type", "code"));
         }
@@ -214,7 +277,13 @@ async fn later_errors_redirect_with_state_and_iss() {
         ("state", state),
     ];
     let response = authorize(&server, &pairs, None).await;
-    assert_error_redirect(&server, &response, "http://127.0.0.1:4000/cb", "invalid_request", state);
+    assert_error_redirect(
+        &server,
+        &response,
+        "http://127.0.0.1:4000/cb",
+        "invalid_request",
+        state,
+    );
 
     assert_eq!(counts(&server).await, before);
 }
@@ -223,7 +292,15 @@ async fn later_errors_redirect_with_state_and_iss() {
 async fn unknown_parameters_are_ignored() {
     let server = TestServer::start().await;
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
-    let pairs = plugin_request(&client, &[("foo", "bar"), ("foo", "baz"), ("resource", "https://api.example/mcp"), ("ui_locales", "de")]);
+    let pairs = plugin_request(
+        &client,
+        &[
+            ("foo", "bar"),
+            ("foo", "baz"),
+            ("resource", "https://api.example/mcp"),
+            ("ui_locales", "de"),
+        ],
+    );
     assert_sign_in_redirect(&authorize(&server, &pairs, None).await);
 }
 
@@ -232,7 +309,12 @@ async fn authorization_request_by_post_works() {
     let server = TestServer::start().await;
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
     let mut browser = Browser::new(&server);
-    let response = browser.post_form("/oidc/auth", &plugin_request(&client, &[("scope", "openid")])).await;
+    let response = browser
+        .post_form(
+            "/oidc/auth",
+            &plugin_request(&client, &[("scope", "openid")]),
+        )
+        .await;
     assert_sign_in_redirect(&response);
     assert_eq!(counts(&server).await.interactions, 1);
 }
@@ -242,11 +324,21 @@ async fn prompt_none_without_session_returns_login_required() {
     let server = TestServer::start().await;
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
     let before = counts(&server).await;
-    let response = authorize(&server, &plugin_request(&client, &[("prompt", "none")]), None).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&client, &[("prompt", "none")]),
+        None,
+    )
+    .await;
     assert_error_redirect(&server, &response, PLUGIN_CALLBACK, "login_required", "xyz");
 
     let expired_cookie = "not-a-live-session";
-    let response = authorize(&server, &plugin_request(&client, &[("prompt", "none")]), Some(expired_cookie)).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&client, &[("prompt", "none")]),
+        Some(expired_cookie),
+    )
+    .await;
     assert_error_redirect(&server, &response, PLUGIN_CALLBACK, "login_required", "xyz");
     assert_eq!(counts(&server).await, before);
 }
@@ -257,9 +349,19 @@ async fn prompt_none_with_session_returns_code() {
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
     let user = create_user(&server, "ada", None).await;
     let session = create_session(&server, &user.id, app::ssr::now()).await;
-    let response = authorize(&server, &plugin_request(&client, &[("prompt", "none")]), Some(&session)).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&client, &[("prompt", "none")]),
+        Some(&session),
+    )
+    .await;
     assert_code_redirect(&server, &response, PLUGIN_CALLBACK);
-    assert_eq!(query_of(&location(&response)).get("state").map(String::as_str), Some("xyz"));
+    assert_eq!(
+        query_of(&location(&response))
+            .get("state")
+            .map(String::as_str),
+        Some("xyz")
+    );
 }
 
 #[tokio::test]
@@ -270,17 +372,42 @@ async fn stale_session_requires_sign_in() {
     let now = app::ssr::now();
     let session = create_session(&server, &user.id, now - 1000).await;
 
-    let response = authorize(&server, &plugin_request(&client, &[("prompt", "login")]), Some(&session)).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&client, &[("prompt", "login")]),
+        Some(&session),
+    )
+    .await;
     assert_sign_in_redirect(&response);
-    let response = authorize(&server, &plugin_request(&client, &[("max_age", "60")]), Some(&session)).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&client, &[("max_age", "60")]),
+        Some(&session),
+    )
+    .await;
     assert_sign_in_redirect(&response);
-    let response = authorize(&server, &plugin_request(&client, &[("max_age", "0")]), Some(&session)).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&client, &[("max_age", "0")]),
+        Some(&session),
+    )
+    .await;
     assert_sign_in_redirect(&response);
-    let response = authorize(&server, &plugin_request(&client, &[("prompt", "none"), ("max_age", "60")]), Some(&session)).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&client, &[("prompt", "none"), ("max_age", "60")]),
+        Some(&session),
+    )
+    .await;
     assert_error_redirect(&server, &response, PLUGIN_CALLBACK, "login_required", "xyz");
     assert_eq!(counts(&server).await.codes, 0);
 
-    let response = authorize(&server, &plugin_request(&client, &[("max_age", "5000")]), Some(&session)).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&client, &[("max_age", "5000")]),
+        Some(&session),
+    )
+    .await;
     let code = assert_code_redirect(&server, &response, PLUGIN_CALLBACK);
     assert_eq!(code_row(&server, &code).await.auth_time, now - 1000);
 }
@@ -340,7 +467,12 @@ async fn empty_scope_uses_default_scope() {
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
     let user = create_user(&server, "ada", None).await;
     let session = create_session(&server, &user.id, app::ssr::now()).await;
-    let response = authorize(&server, &plugin_request(&client, &[("scope", "")]), Some(&session)).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&client, &[("scope", "")]),
+        Some(&session),
+    )
+    .await;
     let code = assert_code_redirect(&server, &response, PLUGIN_CALLBACK);
     assert_eq!(code_row(&server, &code).await.scope, "openid profile");
 }
@@ -375,7 +507,12 @@ async fn offline_access_without_consent_is_dropped() {
 
     // prompt=none cannot show a consent screen, so offline_access is dropped.
     let extra_none = [("scope", "openid offline_access"), ("prompt", "none")];
-    let response = authorize(&server, &plugin_request(&strict, &extra_none), Some(&session)).await;
+    let response = authorize(
+        &server,
+        &plugin_request(&strict, &extra_none),
+        Some(&session),
+    )
+    .await;
     let code = assert_code_redirect(&server, &response, PLUGIN_CALLBACK);
     let row = code_row(&server, &code).await;
     assert_eq!(row.application_id, strict);
@@ -429,7 +566,12 @@ async fn connector_gets_refresh_token_after_consent() {
     ];
     let response = browser.get(&authorize_path(&pairs)).await;
     assert_sign_in_redirect(&response);
-    let page = browser.get(&location(&response)).await.text().await.unwrap();
+    let page = browser
+        .get(&location(&response))
+        .await
+        .text()
+        .await
+        .unwrap();
     let interaction = input_value(&page, "interaction");
     let csrf = input_value(&page, "csrf_token");
     let fields = [
@@ -457,7 +599,12 @@ async fn connector_gets_refresh_token_after_consent() {
     ];
     let response = browser.post_form("/consent", &fields).await;
     let code = assert_code_redirect(&server, &response, CONNECTOR_CALLBACK);
-    assert_eq!(query_of(&location(&response)).get("state").map(String::as_str), Some("s-42"));
+    assert_eq!(
+        query_of(&location(&response))
+            .get("state")
+            .map(String::as_str),
+        Some("s-42")
+    );
     let row = code_row(&server, &code).await;
     assert_eq!(row.scope, "openid email offline_access profile");
     assert!(row.issue_refresh_token);
@@ -472,7 +619,12 @@ async fn prompt_consent_shows_consent_and_deny_returns_access_denied() {
     let session = create_session(&server, &user.id, app::ssr::now()).await;
     let mut browser = Browser::new(&server);
     browser.cookies.insert("latch_session".into(), session);
-    let response = browser.get(&authorize_path(&plugin_request(&client, &[("prompt", "consent")]))).await;
+    let response = browser
+        .get(&authorize_path(&plugin_request(
+            &client,
+            &[("prompt", "consent")],
+        )))
+        .await;
     assert_eq!(response.status(), 303);
     let consent_path = location(&response);
     assert!(consent_path.starts_with("/consent?interaction="));

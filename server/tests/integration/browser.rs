@@ -14,7 +14,8 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use std::collections::{BTreeMap, HashMap};
 
 /// The callback of a ChatGPT plugin.
-pub const PLUGIN_CALLBACK: &str = "https://chat.openai.com/aip/plugin-0b6f3c1e-5d2a-4c4e-9a57-7c0a1e2f3b4d/oauth/callback";
+pub const PLUGIN_CALLBACK: &str =
+    "https://chat.openai.com/aip/plugin-0b6f3c1e-5d2a-4c4e-9a57-7c0a1e2f3b4d/oauth/callback";
 /// The stable callback of ChatGPT connectors.
 pub const CONNECTOR_CALLBACK: &str = "https://chatgpt.com/connector_platform_oauth_redirect";
 /// S256 challenge of the verifier in RFC 7636 appendix B.
@@ -132,7 +133,9 @@ pub fn without_query(location: &str) -> &str {
 /// Returns the `value` of the input named `name` in `html`.
 pub fn input_value(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no input named {name}"));
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no input named {name}"));
     let rest = &html[start..];
     let value_start = rest.find("value=\"").expect("input has a value") + "value=\"".len();
     let value_end = rest[value_start..].find('"').expect("value is quoted");
@@ -140,13 +143,31 @@ pub fn input_value(html: &str, name: &str) -> String {
 }
 
 /// Registers a ChatGPT plugin application with `redirect_uris`.
-pub async fn plugin_app(server: &TestServer, redirect_uris: &[&str], always_issue_refresh_token: bool) -> String {
-    create_app(server, "Weather plugin", ApplicationKind::ChatgptPlugin, redirect_uris, always_issue_refresh_token).await
+pub async fn plugin_app(
+    server: &TestServer,
+    redirect_uris: &[&str],
+    always_issue_refresh_token: bool,
+) -> String {
+    create_app(
+        server,
+        "Weather plugin",
+        ApplicationKind::ChatgptPlugin,
+        redirect_uris,
+        always_issue_refresh_token,
+    )
+    .await
 }
 
 /// Registers a native (public) application with `redirect_uris`.
 pub async fn native_app(server: &TestServer, redirect_uris: &[&str]) -> String {
-    create_app(server, "Desktop app", ApplicationKind::Native, redirect_uris, false).await
+    create_app(
+        server,
+        "Desktop app",
+        ApplicationKind::Native,
+        redirect_uris,
+        false,
+    )
+    .await
 }
 
 /// Registers an application, setting its redirect URIs with
@@ -165,15 +186,21 @@ pub async fn create_app(
         redirect_uris: Vec::new(),
         always_issue_refresh_token,
     };
-    let details = create_application(server.db(), input, now).await.expect("application created");
+    let details = create_application(server.db(), input, now)
+        .await
+        .expect("application created");
     let uris: Vec<String> = redirect_uris.iter().map(|uri| uri.to_string()).collect();
-    set_redirect_uris(server.db(), &details.id, &uris, now).await.expect("redirect URIs saved");
+    set_redirect_uris(server.db(), &details.id, &uris, now)
+        .await
+        .expect("redirect URIs saved");
     details.id
 }
 
 /// Creates a user with [`PASSWORD`] and returns the stored row.
 pub async fn create_user(server: &TestServer, username: &str, email: Option<&str>) -> user::Model {
-    let hash = passwords::hash_password(PASSWORD.into()).await.expect("hash");
+    let hash = passwords::hash_password(PASSWORD.into())
+        .await
+        .expect("hash");
     let input = users::NewUser {
         username: username.into(),
         email: email.map(str::to_owned),
@@ -208,9 +235,18 @@ pub async fn counts(server: &TestServer) -> Counts {
     let db = server.db();
     Counts {
         users: user::Entity::find().count(db).await.expect("count users"),
-        sessions: session::Entity::find().count(db).await.expect("count sessions"),
-        interactions: interaction::Entity::find().count(db).await.expect("count interactions"),
-        codes: authorization_code::Entity::find().count(db).await.expect("count codes"),
+        sessions: session::Entity::find()
+            .count(db)
+            .await
+            .expect("count sessions"),
+        interactions: interaction::Entity::find()
+            .count(db)
+            .await
+            .expect("count interactions"),
+        codes: authorization_code::Entity::find()
+            .count(db)
+            .await
+            .expect("count codes"),
     }
 }
 

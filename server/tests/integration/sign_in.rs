@@ -11,9 +11,12 @@ use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 /// ChatGPT plugin's authorization request: `scope=` empty, no PKCE, no nonce.
 fn chatgpt_request(client_id: &str, state: &str) -> String {
     // Built by hand so that `scope=` stays in the query as ChatGPT sends it.
-    let callback: String = url::form_urlencoded::byte_serialize(PLUGIN_CALLBACK.as_bytes()).collect();
+    let callback: String =
+        url::form_urlencoded::byte_serialize(PLUGIN_CALLBACK.as_bytes()).collect();
     let state: String = url::form_urlencoded::byte_serialize(state.as_bytes()).collect();
-    format!("/oidc/auth?response_type=code&client_id={client_id}&scope=&state={state}&redirect_uri={callback}")
+    format!(
+        "/oidc/auth?response_type=code&client_id={client_id}&scope=&state={state}&redirect_uri={callback}"
+    )
 }
 
 /// Follows the authorization request to the sign-in page and returns the
@@ -24,7 +27,10 @@ async fn open_sign_in(browser: &mut Browser<'_>, authorize_path: &str) -> (Strin
     let page = browser.get(&location(&response)).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    (input_value(&html, "interaction"), input_value(&html, "csrf_token"))
+    (
+        input_value(&html, "interaction"),
+        input_value(&html, "csrf_token"),
+    )
 }
 
 fn assert_security_headers(response: &reqwest::Response) {
@@ -64,7 +70,9 @@ async fn chatgpt_journey_registers_and_returns_code() {
     assert!(html.contains("/pkg/latch.css"));
     let interaction = input_value(&html, "interaction");
 
-    let register_page = browser.get(&format!("/register?interaction={interaction}")).await;
+    let register_page = browser
+        .get(&format!("/register?interaction={interaction}"))
+        .await;
     assert_eq!(register_page.status(), 200);
     assert_security_headers(&register_page);
     let html = register_page.text().await.unwrap();
@@ -101,15 +109,24 @@ async fn chatgpt_journey_registers_and_returns_code() {
     assert!(users[0].password_hash.starts_with("$argon2id$"));
     assert_eq!(row.user_id, users[0].id);
 
-    let cookie = browser.cookies.get("latch_session").expect("session cookie kept").clone();
-    let stored = session::Entity::find_by_id(sha256_hex(&cookie)).one(server.db()).await.unwrap();
+    let cookie = browser
+        .cookies
+        .get("latch_session")
+        .expect("session cookie kept")
+        .clone();
+    let stored = session::Entity::find_by_id(sha256_hex(&cookie))
+        .one(server.db())
+        .await
+        .unwrap();
     let stored = stored.expect("the session row is found by the cookie's hash");
     assert_eq!(stored.kind, "user");
     assert_eq!(stored.subject_id, users[0].id);
     assert_eq!(counts(&server).await.interactions, 0);
 
     // ChatGPT then redeems the code with a JSON body, credentials inside.
-    let secrets = app::ssr::applications::live_secrets(server.db(), &client, app::ssr::now()).await.unwrap();
+    let secrets = app::ssr::applications::live_secrets(server.db(), &client, app::ssr::now())
+        .await
+        .unwrap();
     let body = serde_json::json!({
         "grant_type": "authorization_code",
         "client_id": client,
@@ -117,7 +134,13 @@ async fn chatgpt_journey_registers_and_returns_code() {
         "code": code,
         "redirect_uri": PLUGIN_CALLBACK,
     });
-    let response = server.http.post(server.url("/oidc/token")).json(&body).send().await.unwrap();
+    let response = server
+        .http
+        .post(server.url("/oidc/token"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let tokens: serde_json::Value = response.json().await.unwrap();
     assert!(tokens["access_token"].is_string());
@@ -140,7 +163,12 @@ async fn signed_in_user_goes_straight_back() {
     ];
     let response = browser.post_form("/sign-in", &fields).await;
     assert_eq!(response.status(), 303);
-    assert_eq!(query_of(&location(&response)).get("state").map(String::as_str), Some("first"));
+    assert_eq!(
+        query_of(&location(&response))
+            .get("state")
+            .map(String::as_str),
+        Some("first")
+    );
     let before = counts(&server).await;
 
     let response = browser.get(&chatgpt_request(&client, "second")).await;
@@ -232,7 +260,12 @@ async fn session_cookie_has_protective_flags() {
     assert!(browser_cookie.contains("latch_browser="));
     assert!(browser_cookie.contains("HttpOnly"));
     assert!(browser_cookie.contains("SameSite=Lax"));
-    let html = browser.get(&location(&response)).await.text().await.unwrap();
+    let html = browser
+        .get(&location(&response))
+        .await
+        .text()
+        .await
+        .unwrap();
     let fields = [
         ("interaction", input_value(&html, "interaction")),
         ("csrf_token", input_value(&html, "csrf_token")),
@@ -261,11 +294,35 @@ async fn registration_rejects_invalid_input() {
 
     let cases = [
         ("grace", "", "short", "short", "at least 8 characters"),
-        ("grace", "", "long enough 1", "long enough 2", "passwords differ"),
-        ("ADA", "", "long enough", "long enough", "user name is taken"),
-        ("grace", "ADA@example.com", "long enough", "long enough", "already registered"),
+        (
+            "grace",
+            "",
+            "long enough 1",
+            "long enough 2",
+            "passwords differ",
+        ),
+        (
+            "ADA",
+            "",
+            "long enough",
+            "long enough",
+            "user name is taken",
+        ),
+        (
+            "grace",
+            "ADA@example.com",
+            "long enough",
+            "long enough",
+            "already registered",
+        ),
         ("g", "", "long enough", "long enough", "3 to 64 characters"),
-        ("grace", "not-an-email", "long enough", "long enough", "valid email"),
+        (
+            "grace",
+            "not-an-email",
+            "long enough",
+            "long enough",
+            "valid email",
+        ),
     ];
     for (username, email, password, confirmation, message) in cases {
         let fields = [
@@ -298,7 +355,9 @@ async fn pages_refuse_framing_and_caching() {
     let error_page = browser.get("/sign-in?interaction=unknown").await;
     assert_eq!(error_page.status(), 400);
     assert_security_headers(&error_page);
-    let unknown_client = browser.get("/oidc/auth?client_id=x&redirect_uri=https%3A%2F%2Fa.example%2F").await;
+    let unknown_client = browser
+        .get("/oidc/auth?client_id=x&redirect_uri=https%3A%2F%2Fa.example%2F")
+        .await;
     assert_security_headers(&unknown_client);
 }
 
@@ -306,14 +365,23 @@ async fn pages_refuse_framing_and_caching() {
 async fn application_name_is_escaped() {
     let server = TestServer::start().await;
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
-    let stored = application::Entity::find_by_id(client.clone()).one(server.db()).await.unwrap().unwrap();
+    let stored = application::Entity::find_by_id(client.clone())
+        .one(server.db())
+        .await
+        .unwrap()
+        .unwrap();
     let mut stored = stored.into_active_model();
     stored.name = Set("<script>alert(1)</script>".into());
     stored.update(server.db()).await.unwrap();
 
     let mut browser = Browser::new(&server);
     let response = browser.get(&chatgpt_request(&client, "s")).await;
-    let html = browser.get(&location(&response)).await.text().await.unwrap();
+    let html = browser
+        .get(&location(&response))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!html.contains("<script>"));
     assert!(html.contains("&lt;script&gt;"));
 }
@@ -322,7 +390,11 @@ async fn application_name_is_escaped() {
 async fn end_session_deletes_session_and_redirects_when_registered() {
     let server = TestServer::start().await;
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
-    let stored = application::Entity::find_by_id(client.clone()).one(server.db()).await.unwrap().unwrap();
+    let stored = application::Entity::find_by_id(client.clone())
+        .one(server.db())
+        .await
+        .unwrap()
+        .unwrap();
     let mut stored = stored.into_active_model();
     stored.post_logout_redirect_uris = Set(r#"["https://rp.example/bye"]"#.into());
     stored.update(server.db()).await.unwrap();
@@ -330,27 +402,50 @@ async fn end_session_deletes_session_and_redirects_when_registered() {
 
     let cookie = create_session(&server, &user.id, app::ssr::now()).await;
     let mut browser = Browser::new(&server);
-    browser.cookies.insert("latch_session".into(), cookie.clone());
+    browser
+        .cookies
+        .insert("latch_session".into(), cookie.clone());
     let path = format!(
         "/oidc/session/end?client_id={client}&post_logout_redirect_uri=https%3A%2F%2Frp.example%2Fbye&state=st%2B1"
     );
     let response = browser.get(&path).await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "https://rp.example/bye?state=st%2B1");
-    assert!(browser.last_set_cookies.iter().any(|c| c.starts_with("latch_session=;") && c.contains("Max-Age=0")));
-    let row = session::Entity::find_by_id(sha256_hex(&cookie)).one(server.db()).await.unwrap();
+    assert!(
+        browser
+            .last_set_cookies
+            .iter()
+            .any(|c| c.starts_with("latch_session=;") && c.contains("Max-Age=0"))
+    );
+    let row = session::Entity::find_by_id(sha256_hex(&cookie))
+        .one(server.db())
+        .await
+        .unwrap();
     assert!(row.is_none());
 
     // An unregistered target gets the signed-out page instead of a redirect.
     let cookie = create_session(&server, &user.id, app::ssr::now()).await;
     let mut browser = Browser::new(&server);
-    browser.cookies.insert("latch_session".into(), cookie.clone());
-    let path = format!("/oidc/session/end?client_id={client}&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F");
+    browser
+        .cookies
+        .insert("latch_session".into(), cookie.clone());
+    let path = format!(
+        "/oidc/session/end?client_id={client}&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F"
+    );
     let response = browser.get(&path).await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("location").is_none());
-    assert!(response.text().await.unwrap().contains("You are signed out"));
-    let row = session::Entity::find_by_id(sha256_hex(&cookie)).one(server.db()).await.unwrap();
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("You are signed out")
+    );
+    let row = session::Entity::find_by_id(sha256_hex(&cookie))
+        .one(server.db())
+        .await
+        .unwrap();
     assert!(row.is_none());
 }
 
@@ -372,7 +467,10 @@ async fn sign_in_replaces_previous_session() {
     ];
     let response = browser.post_form("/sign-in", &fields).await;
     assert_eq!(response.status(), 303);
-    let old_row = session::Entity::find_by_id(sha256_hex(&old)).one(server.db()).await.unwrap();
+    let old_row = session::Entity::find_by_id(sha256_hex(&old))
+        .one(server.db())
+        .await
+        .unwrap();
     assert!(old_row.is_none());
     assert_ne!(browser.cookies.get("latch_session"), Some(&old));
     assert_eq!(counts(&server).await.sessions, 1);
@@ -388,7 +486,10 @@ async fn consent_form_requires_csrf_token() {
     let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
     let user = create_user(&server, "ada", None).await;
     let mut browser = Browser::new(&server);
-    browser.cookies.insert("latch_session".into(), create_session(&server, &user.id, app::ssr::now()).await);
+    browser.cookies.insert(
+        "latch_session".into(),
+        create_session(&server, &user.id, app::ssr::now()).await,
+    );
     let request = format!("{}&prompt=consent", chatgpt_request(&client, "s"));
     let response = browser.get(&request).await;
     let consent_path = location(&response);
@@ -430,7 +531,11 @@ async fn expired_interaction_shows_error_page() {
     create_user(&server, "ada", None).await;
     let mut browser = Browser::new(&server);
     let (interaction_id, csrf) = open_sign_in(&mut browser, &chatgpt_request(&client, "s")).await;
-    let row = interaction::Entity::find_by_id(interaction_id.clone()).one(server.db()).await.unwrap().unwrap();
+    let row = interaction::Entity::find_by_id(interaction_id.clone())
+        .one(server.db())
+        .await
+        .unwrap()
+        .unwrap();
     let mut row = row.into_active_model();
     row.expires_at = Set(app::ssr::now() - 1);
     row.update(server.db()).await.unwrap();
@@ -457,7 +562,13 @@ async fn authorization_post_needs_form_body() {
         "client_id": client,
         "redirect_uri": PLUGIN_CALLBACK,
     });
-    let response = server.http.post(server.url("/oidc/auth")).json(&body).send().await.unwrap();
+    let response = server
+        .http
+        .post(server.url("/oidc/auth"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     assert!(response.headers().get("location").is_none());
     assert_eq!(counts(&server).await.interactions, 0);
