@@ -161,6 +161,30 @@ async fn concurrent_refreshes_yield_one_pair() {
 }
 
 #[tokio::test]
+async fn paired_refreshes_repeated_fifty_times() {
+    let (server, client, tokens) = signed_in().await;
+    let mut current = refresh_token_of(&tokens);
+    for round in 0..50 {
+        let (first, second) = tokio::join!(
+            refresh(&server, &client, &current),
+            refresh(&server, &client, &current)
+        );
+        let successes: Vec<_> = [&first, &second]
+            .into_iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| refresh_token_of(body))
+            .collect();
+        for (status, body) in [&first, &second] {
+            assert!(*status == 200 || *status == 400, "round {round}: {status} {body}");
+        }
+        assert!(!successes.is_empty(), "round {round}: no refresh succeeded");
+        assert!(successes.iter().all(|token| *token == successes[0]), "round {round}: two different pairs");
+        assert_eq!(live_rows(&server).await.len(), 1, "round {round}");
+        current = successes[0].clone();
+    }
+}
+
+#[tokio::test]
 async fn refresh_without_rotation_returns_same_token() {
     let server = TestServer::start().await;
     let client = confidential_client(&server).await;

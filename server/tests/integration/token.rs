@@ -227,6 +227,21 @@ async fn basic_secret_is_form_decoded() {
 }
 
 #[tokio::test]
+async fn basic_header_with_encoded_reserved_characters() {
+    let (server, client, user_id) = setup().await;
+    add_secret(&server, &client.id, "s/e=c?r+e:t").await;
+    let code = code(&server, &client, &user_id, CodeSpec::default()).await;
+    let encoded = format!("{}:s%2Fe%3Dc%3Fr%2Be%3At", client.id);
+    let header = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, encoded)
+    );
+    let params = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK)];
+    let (status, body) = status_and_json(post_form(&server, "/oidc/token", &params, Some(&header)).await).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
 async fn basic_plus_decodes_to_space() {
     let (server, client, user_id) = setup().await;
     add_secret(&server, &client.id, "two words").await;
