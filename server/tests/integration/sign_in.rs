@@ -573,3 +573,40 @@ async fn authorization_post_needs_form_body() {
     assert!(response.headers().get("location").is_none());
     assert_eq!(counts(&server).await.interactions, 0);
 }
+
+#[tokio::test]
+async fn concurrent_posts_issue_one_code() {
+    let server = TestServer::start().await;
+    let client = plugin_app(&server, &[PLUGIN_CALLBACK], true).await;
+    create_user(&server, "ada", None).await;
+    let mut browser = Browser::new(&server);
+    let (interaction_id, csrf) = open_sign_in(&mut browser, &chatgpt_request(&client, "s")).await;
+    let browser_cookie = browser.cookies["latch_browser"].clone();
+
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("interaction", interaction_id.as_str()),
+            ("csrf_token", csrf.as_str()),
+            ("login", "ada"),
+            ("password", PASSWORD),
+        ])
+        .finish();
+    let post = || {
+        server
+            .http
+            .post(server.url("/sign-in"))
+            .header("cookie", format!("latch_browser={browser_cookie}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+    };
+    let (first, second) = tokio::join!(post(), post());
+    let mut statuses = vec![
+        first.unwrap().status().as_u16(),
+        second.unwrap().status().as_u16(),
+    ];
+    statuses.sort();
+
+    assert_eq!(statuses, vec![303, 400]);
+    assert_eq!(counts(&server).await.codes, 1);
+}
