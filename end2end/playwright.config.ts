@@ -10,6 +10,12 @@ const dataDir = mkdtempSync(join(tmpdir(), "latch-e2e-"));
 const bin = process.env.LATCH_BIN ?? "../target/debug/latch";
 const siteRoot = process.env.LATCH_SITE_ROOT ?? "../target/site";
 
+// Journeys that need the server's own data (the CLI, the example plugin
+// API) read these.
+process.env.LATCH_E2E_DATA_DIR = dataDir;
+process.env.LATCH_E2E_BASE_URL = `http://127.0.0.1:${port}`;
+process.env.LATCH_BIN = bin;
+
 export default defineConfig({
   testDir: "./tests",
   timeout: 60_000,
