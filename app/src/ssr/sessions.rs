@@ -1,6 +1,6 @@
 //! Browser sessions of end users.
 //!
-//! The cookie carries a random 256-bit value; the database stores only its
+//! The cookie carries a random 256-bit value. The database stores only its
 //! SHA-256, so a leaked database does not let anyone take over a session.
 
 use super::applications::internal;
@@ -19,7 +19,7 @@ pub const USER_SESSION_KIND: &str = "user";
 /// A new session: the cookie value to send once, and the stored row.
 #[derive(Debug, Clone)]
 pub struct NewSession {
-    /// Value for the session cookie; never stored or logged.
+    /// Value for the session cookie, which is never stored or logged.
     pub cookie_value: String,
     /// The stored row.
     pub row: session::Model,

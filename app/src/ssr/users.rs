@@ -151,7 +151,7 @@ pub async fn find_conflict(
     Ok(None)
 }
 
-/// Input for [`create_user`]; the values must have passed the checks above.
+/// Input for [`create_user`]. The values must have passed the checks above.
 #[derive(Debug, Clone)]
 pub struct NewUser {
     /// Lower-case user name.

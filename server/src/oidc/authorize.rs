@@ -316,7 +316,7 @@ fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
 }
 
 /// Returns `uri` without its port when it is an http URI whose host is a
-/// loopback IP literal; `None` otherwise.
+/// loopback IP literal, and `None` otherwise.
 fn loopback_without_port(uri: &str) -> Option<String> {
     let rest = uri.strip_prefix("http://")?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -343,7 +343,7 @@ fn validate(
     params: &Params,
     application: &application::Model,
 ) -> Result<(AuthorizationRequest, bool), AuthorizeError> {
-    // RFC 6749 section 3.1 forbids repeating a parameter; unknown ones are
+    // RFC 6749 section 3.1 forbids repeating a parameter. Unknown ones are
     // ignored even when repeated.
     if let Some(name) = KNOWN_PARAMETERS
         .iter()

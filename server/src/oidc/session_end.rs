@@ -3,7 +3,7 @@
 //!
 //! It deletes the browser's session row and expires the cookie. The browser
 //! goes to `post_logout_redirect_uri`, with `state`, only when that URI is
-//! registered for the `client_id` of the request; otherwise it sees a
+//! registered for the `client_id` of the request. Otherwise it sees a
 //! signed-out page.
 
 use crate::routes::ServerState;

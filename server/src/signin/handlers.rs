@@ -43,8 +43,9 @@ struct Loaded {
     origin: Origin,
 }
 
-/// Loads the interaction named in `fields`. With `csrf` set, the CSRF token
-/// field must match too; pages shown by GET only check the browser cookie.
+/// Loads the interaction named in `fields`. With `check_csrf` set, the CSRF
+/// token field must match too. Pages shown by GET only check the browser
+/// cookie.
 async fn load(
     state: &AppState,
     headers: &HeaderMap,
@@ -289,7 +290,7 @@ async fn continue_after_authentication(
     now: i64,
 ) -> Response {
     // A new session id after every password entry prevents session
-    // fixation; the old row is deleted so it cannot be reused.
+    // fixation. The old row is deleted so that it cannot be reused.
     if let Some(previous) = read_cookie(headers, SESSION_COOKIE)
         && sessions::delete_user_session(&state.db, &previous)
             .await

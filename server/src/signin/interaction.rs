@@ -33,7 +33,7 @@ pub struct AuthorizationRequest {
     pub client_id: String,
     /// The request's `redirect_uri`, byte for byte.
     pub redirect_uri: String,
-    /// The request's `state`, returned unchanged; `None` when absent or empty.
+    /// The request's `state`, returned unchanged, or `None` when absent or empty.
     pub state: Option<String>,
     /// Supported scopes requested, after defaulting, in request order.
     pub scopes: Vec<String>,
@@ -184,7 +184,7 @@ pub fn granted_scopes(request: &AuthorizationRequest, consent_given: bool) -> Ve
 /// Outcome of [`complete`].
 #[derive(Debug)]
 pub enum Completion {
-    /// The code was issued; the browser goes back with it.
+    /// The code was issued, and the browser goes back with it.
     Issued {
         /// The authorization code, sent only in the redirect.
         code: String,
