@@ -3,8 +3,8 @@
 //! ChatGPT calls a plugin's API with `Authorization: Bearer <access
 //! token>`. This server checks such a token offline against the issuer's
 //! JWKS (header `typ: at+jwt`, signature, `iss`, `aud`, `exp` with 60
-//! seconds of leeway for clock skew) and answers `GET /whoami` with the
-//! caller's `sub`.
+//! seconds of leeway for clock skew) and returns the caller's `sub` from
+//! `GET /whoami`.
 //!
 //! ```text
 //! cargo run -p server --example plugin_api -- \
@@ -73,7 +73,8 @@ struct Verifier {
     keys: RwLock<(JwkSet, Instant)>,
 }
 
-/// Why a token was rejected; only logged, the caller sees `invalid_token`.
+/// Reason a token was rejected. It is only logged, and the caller gets
+/// `invalid_token`.
 #[derive(Debug, thiserror::Error)]
 enum RejectReason {
     #[error("no bearer token")]
@@ -93,8 +94,17 @@ impl Verifier {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()?;
-        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-        let discovery: Discovery = http.get(&url).send().await?.error_for_status()?.json().await?;
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let discovery: Discovery = http
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
         if discovery.issuer != issuer {
             anyhow::bail!(
                 "the discovery document at {url} names issuer {}, not {issuer}; pass the issuer exactly as Latch reports it",
@@ -145,7 +155,7 @@ impl Verifier {
         match fetch_jwks(&self.http, &self.jwks_uri).await {
             Ok(fresh) => *keys = (fresh, Instant::now()),
             Err(error) => {
-                tracing::warn!(%error, "cannot download the key set");
+                tracing::warn!(%error, jwks_uri = %self.jwks_uri, "failed to download the key set");
                 keys.1 = Instant::now();
             }
         }
@@ -155,7 +165,13 @@ impl Verifier {
 }
 
 async fn fetch_jwks(http: &reqwest::Client, url: &str) -> anyhow::Result<JwkSet> {
-    Ok(http.get(url).send().await?.error_for_status()?.json().await?)
+    Ok(http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
 }
 
 async fn whoami(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Response {
@@ -178,7 +194,12 @@ async fn whoami(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Re
                 _ => "Bearer error=\"invalid_token\"",
             };
             let body = Json(json!({"error": "invalid_token"}));
-            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], body).into_response()
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge)],
+                body,
+            )
+                .into_response()
         }
     }
 }

@@ -4,13 +4,18 @@
 //! arrives on several connections at once. Each one therefore claims its
 //! row with a conditional `UPDATE` (`consumed_at IS NULL`, `rotated_at IS
 //! NULL`) as the first statement of a transaction: the database lets only
-//! one request change the row, and every other request sees zero affected
+//! one request change the row, and every other request gets zero affected
 //! rows and takes the reuse path. Nothing is read and then written back.
 //!
 //! Refresh tokens form families: the token issued with a code and every
 //! token that replaced it share a `family_id`. Revoking a family ends all
 //! of them at once, and access tokens carry the family id so that they
 //! stop working too.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use super::entities::{authorization_code, refresh_token};
 use super::ids;
@@ -19,23 +24,24 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    TransactionSession, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// How long after a rotation the old refresh token still returns the same
-/// successor, in seconds. A client whose response was lost can retry
-/// within this window; after it, the old token counts as stolen (RFC 9700
-/// section 4.14.2) and its family is revoked.
+/// Time after a rotation during which the old refresh token still returns
+/// the same successor, in seconds. A client whose response was lost can
+/// retry within this window. After it, the old token counts as stolen (RFC
+/// 9700 section 4.14.2) and its family is revoked.
 pub const REFRESH_REUSE_GRACE_SECS: i64 = 10;
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
-/// Why a code or refresh token was not accepted. The token endpoint sends
-/// `invalid_grant` for every rejection of the presented grant,
-/// `invalid_scope` for [`GrantError::ScopeExceedsGrant`] and
-/// `server_error` for the rest; the variant itself is only logged.
+/// Reason a code or refresh token was rejected. The token endpoint sends
+/// `invalid_grant` for a rejected grant, `invalid_scope` for
+/// [`GrantError::ScopeExceedsGrant`] and `server_error` for the rest. The
+/// variant itself is only logged.
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
     /// No code has this value.
@@ -91,7 +97,7 @@ pub enum GrantError {
     Database(#[from] DbErr),
 }
 
-/// What the client sent with a code.
+/// Parameters of a code redemption.
 #[derive(Debug, Clone, Copy)]
 pub struct CodeRedemption<'a> {
     /// The authenticated client.
@@ -186,7 +192,10 @@ where
 /// of the authorization request. It may be left out only when the
 /// authorization request could not have differed, which Latch does not
 /// track, so it is always required.
-fn ensure_redirect_uri_matches(row: &authorization_code::Model, sent: Option<&str>) -> Result<(), GrantError> {
+fn ensure_redirect_uri_matches(
+    row: &authorization_code::Model,
+    sent: Option<&str>,
+) -> Result<(), GrantError> {
     match sent {
         Some(uri) if uri == row.redirect_uri => Ok(()),
         _ => Err(GrantError::RedirectMismatch),
@@ -195,7 +204,11 @@ fn ensure_redirect_uri_matches(row: &authorization_code::Model, sent: Option<&st
 
 /// RFC 7636 section 4.6 with the downgrade check of RFC 9700 section
 /// 2.1.1: a verifier without a stored challenge is rejected.
-fn verify_pkce(row: &authorization_code::Model, verifier: Option<&str>, public_client: bool) -> Result<(), GrantError> {
+fn verify_pkce(
+    row: &authorization_code::Model,
+    verifier: Option<&str>,
+    public_client: bool,
+) -> Result<(), GrantError> {
     match (&row.code_challenge, verifier) {
         (None, Some(_)) => Err(GrantError::VerifierUnexpected),
         (None, None) if public_client => Err(GrantError::PkceRequired),
@@ -243,8 +256,8 @@ async fn insert_first_refresh_token(
     Ok(IssuedRefreshToken { token, row })
 }
 
-/// What the client sent with a refresh token, and how the application
-/// treats refresh tokens.
+/// Parameters of a refresh request and the application's refresh token
+/// settings.
 #[derive(Debug, Clone, Copy)]
 pub struct RefreshRequest<'a> {
     /// The authenticated client.
@@ -274,7 +287,9 @@ pub async fn use_refresh_token<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let row = find_refresh_token(db, presented).await?.ok_or(GrantError::RefreshNotFound)?;
+    let row = find_refresh_token(db, presented)
+        .await?
+        .ok_or(GrantError::RefreshNotFound)?;
     if row.application_id != request.client_id {
         return Err(GrantError::RefreshClientMismatch);
     }
@@ -299,17 +314,22 @@ where
     let txn = db.begin().await?;
     let claimed = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
-        .col_expr(refresh_token::Column::ReplacedByHash, Expr::value(successor_hash.as_str()))
+        .col_expr(
+            refresh_token::Column::ReplacedByHash,
+            Expr::value(successor_hash.as_str()),
+        )
         .filter(refresh_token::Column::TokenHash.eq(row.token_hash.as_str()))
         .filter(refresh_token::Column::RotatedAt.is_null())
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(&txn)
         .await?;
     if claimed.rows_affected != 1 {
-        // Another request rotated or revoked the token first; its result
-        // is committed, so read the row again and answer like a retry.
+        // Another request rotated or revoked the token first. Its result
+        // is committed, so read the row again and respond as to a retry.
         txn.rollback().await?;
-        let current = find_refresh_token(db, presented).await?.ok_or(GrantError::RefreshNotFound)?;
+        let current = find_refresh_token(db, presented)
+            .await?
+            .ok_or(GrantError::RefreshNotFound)?;
         if current.revoked_at.is_some() {
             return Err(GrantError::RefreshRevoked);
         }
@@ -376,8 +396,8 @@ async fn successor_within_grace(
 /// Derives the successor of a refresh token: base64url of
 /// HMAC-SHA256(server secret, old token).
 fn derive_successor(derivation_key: &str, presented: &str) -> Result<String, GrantError> {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(derivation_key.as_bytes()).map_err(|_| GrantError::DerivationKeyUnusable)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(derivation_key.as_bytes())
+        .map_err(|_| GrantError::DerivationKeyUnusable)?;
     mac.update(b"latch refresh token successor\0");
     mac.update(presented.as_bytes());
     Ok(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
@@ -388,11 +408,17 @@ pub async fn find_refresh_token(
     db: &impl ConnectionTrait,
     token: &str,
 ) -> Result<Option<refresh_token::Model>, DbErr> {
-    refresh_token::Entity::find_by_id(ids::sha256_hex(token)).one(db).await
+    refresh_token::Entity::find_by_id(ids::sha256_hex(token))
+        .one(db)
+        .await
 }
 
 /// Revokes every live token of a family.
-pub async fn revoke_family(db: &impl ConnectionTrait, family_id: &str, now: i64) -> Result<(), DbErr> {
+pub async fn revoke_family(
+    db: &impl ConnectionTrait,
+    family_id: &str,
+    now: i64,
+) -> Result<(), DbErr> {
     refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
         .filter(refresh_token::Column::FamilyId.eq(family_id))
@@ -403,7 +429,11 @@ pub async fn revoke_family(db: &impl ConnectionTrait, family_id: &str, now: i64)
 }
 
 /// Revokes the families that a code produced.
-async fn revoke_families_of_code(db: &impl ConnectionTrait, code_hash: &str, now: i64) -> Result<(), DbErr> {
+async fn revoke_families_of_code(
+    db: &impl ConnectionTrait,
+    code_hash: &str,
+    now: i64,
+) -> Result<(), DbErr> {
     let result = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
         .filter(refresh_token::Column::CodeHash.eq(code_hash))
@@ -461,7 +491,11 @@ mod tests {
 
     #[test]
     fn pkce_rejects_wrong_verifier() {
-        let result = verify_pkce(&code_row(Some(CHALLENGE)), Some("x".repeat(43).as_str()), false);
+        let result = verify_pkce(
+            &code_row(Some(CHALLENGE)),
+            Some("x".repeat(43).as_str()),
+            false,
+        );
         assert!(matches!(result, Err(GrantError::VerifierMismatch)));
     }
 
@@ -479,7 +513,10 @@ mod tests {
 
     #[test]
     fn pkce_required_for_public_clients() {
-        assert!(matches!(verify_pkce(&code_row(None), None, true), Err(GrantError::PkceRequired)));
+        assert!(matches!(
+            verify_pkce(&code_row(None), None, true),
+            Err(GrantError::PkceRequired)
+        ));
         assert!(verify_pkce(&code_row(None), None, false).is_ok());
     }
 

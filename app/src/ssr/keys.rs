@@ -7,6 +7,11 @@
 //! cache entry can never stand for a different row, even when several
 //! servers with different databases run in one process.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::applications::internal;
 use super::entities::{setting, signing_key};
 use super::ids;
@@ -14,7 +19,9 @@ use crate::error::AppError;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand::rngs::OsRng;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -55,7 +62,7 @@ impl SigningAlg {
         Self::ALL.into_iter().find(|alg| alg.as_str() == value)
     }
 
-    /// Returns the algorithm an application signs with; unknown values fall
+    /// Returns the algorithm an application signs with. Unknown values fall
     /// back to ES256.
     pub fn for_application(signing_alg: &str) -> Self {
         Self::parse(signing_alg).unwrap_or(Self::Es256)
@@ -92,7 +99,7 @@ pub enum KeyError {
         /// Library error text.
         reason: String,
     },
-    /// No key of the algorithm exists; start-up creates one.
+    /// No active key of the algorithm exists. Start-up creates one.
     #[error("no active {0} signing key exists")]
     Missing(&'static str),
 }
@@ -142,7 +149,11 @@ pub async fn ensure_signing_keys(db: &impl ConnectionTrait, now: i64) -> Result<
 /// Adds a new key of `alg` created at `now` and returns its id. It is
 /// published at once and signs after [`KEY_PUBLICATION_LEAD_SECS`]. Older
 /// keys stay published until [`retire_signing_key`] is called.
-pub async fn add_signing_key(db: &impl ConnectionTrait, alg: SigningAlg, now: i64) -> Result<String, KeyError> {
+pub async fn add_signing_key(
+    db: &impl ConnectionTrait,
+    alg: SigningAlg,
+    now: i64,
+) -> Result<String, KeyError> {
     let generation = signing_key::Entity::find()
         .filter(signing_key::Column::Alg.eq(alg.as_str()))
         .count(db)
@@ -167,9 +178,16 @@ pub async fn add_signing_key(db: &impl ConnectionTrait, alg: SigningAlg, now: i6
 }
 
 /// Stops publishing and using a key. Tokens it signed no longer verify.
-pub async fn retire_signing_key(db: &impl ConnectionTrait, kid: &str, now: i64) -> Result<(), KeyError> {
+pub async fn retire_signing_key(
+    db: &impl ConnectionTrait,
+    kid: &str,
+    now: i64,
+) -> Result<(), KeyError> {
     signing_key::Entity::update_many()
-        .col_expr(signing_key::Column::RetiredAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(
+            signing_key::Column::RetiredAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
         .filter(signing_key::Column::Kid.eq(kid))
         .filter(signing_key::Column::RetiredAt.is_null())
         .exec(db)
@@ -201,8 +219,11 @@ fn generate_p256() -> Result<(String, JsonObject), String> {
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
     let secret = p256::SecretKey::random(&mut OsRng);
-    let pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|error| error.to_string())?;
-    let jwk = serde_json::from_str(&secret.public_key().to_jwk_string()).map_err(|error| error.to_string())?;
+    let pem = secret
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|error| error.to_string())?;
+    let jwk = serde_json::from_str(&secret.public_key().to_jwk_string())
+        .map_err(|error| error.to_string())?;
     Ok((pem.to_string(), jwk))
 }
 
@@ -212,16 +233,28 @@ fn generate_rsa() -> Result<(String, JsonObject), String> {
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     use rsa::traits::PublicKeyParts;
 
-    let private = rsa::RsaPrivateKey::new(&mut OsRng, RSA_KEY_BITS).map_err(|error| error.to_string())?;
-    let pem = private.to_pkcs8_pem(LineEnding::LF).map_err(|error| error.to_string())?;
+    let private =
+        rsa::RsaPrivateKey::new(&mut OsRng, RSA_KEY_BITS).map_err(|error| error.to_string())?;
+    let pem = private
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|error| error.to_string())?;
     let mut jwk = JsonObject::new();
     jwk.insert("kty".into(), "RSA".into());
-    jwk.insert("n".into(), URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()).into());
-    jwk.insert("e".into(), URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()).into());
+    jwk.insert(
+        "n".into(),
+        URL_SAFE_NO_PAD.encode(private.n().to_bytes_be()).into(),
+    );
+    jwk.insert(
+        "e".into(),
+        URL_SAFE_NO_PAD.encode(private.e().to_bytes_be()).into(),
+    );
     Ok((pem.to_string(), jwk))
 }
 
-async fn active_rows(db: &impl ConnectionTrait, alg: SigningAlg) -> Result<Vec<signing_key::Model>, KeyError> {
+async fn active_rows(
+    db: &impl ConnectionTrait,
+    alg: SigningAlg,
+) -> Result<Vec<signing_key::Model>, KeyError> {
     Ok(signing_key::Entity::find()
         .filter(signing_key::Column::Alg.eq(alg.as_str()))
         .filter(signing_key::Column::RetiredAt.is_null())
@@ -245,13 +278,18 @@ pub async fn current_signing_key(
     let published = rows
         .iter()
         .find(|row| row.created_at + KEY_PUBLICATION_LEAD_SECS <= now);
-    let row = published.or(rows.last()).ok_or(KeyError::Missing(alg.as_str()))?;
+    let row = published
+        .or(rows.last())
+        .ok_or(KeyError::Missing(alg.as_str()))?;
     load(row)
 }
 
 /// Returns the active key with id `kid`, or `None` when it is unknown or
 /// retired.
-pub async fn verification_key(db: &impl ConnectionTrait, kid: &str) -> Result<Option<Arc<LoadedKey>>, KeyError> {
+pub async fn verification_key(
+    db: &impl ConnectionTrait,
+    kid: &str,
+) -> Result<Option<Arc<LoadedKey>>, KeyError> {
     let row = signing_key::Entity::find_by_id(kid.to_owned())
         .filter(signing_key::Column::RetiredAt.is_null())
         .one(db)
@@ -297,14 +335,16 @@ fn parse(row: &signing_key::Model) -> Result<LoadedKey, KeyError> {
         kid: row.kid.clone(),
         reason,
     };
-    let alg = SigningAlg::parse(&row.alg).ok_or_else(|| unusable(format!("unknown algorithm {}", row.alg)))?;
+    let alg = SigningAlg::parse(&row.alg)
+        .ok_or_else(|| unusable(format!("unknown algorithm {}", row.alg)))?;
     let pem = row.private_key.as_bytes();
     let encoding = match alg {
         SigningAlg::Es256 => EncodingKey::from_ec_pem(pem),
         SigningAlg::Rs256 => EncodingKey::from_rsa_pem(pem),
     }
     .map_err(|error| unusable(error.to_string()))?;
-    let jwk: Jwk = serde_json::from_str(&row.public_jwk).map_err(|error| unusable(error.to_string()))?;
+    let jwk: Jwk =
+        serde_json::from_str(&row.public_jwk).map_err(|error| unusable(error.to_string()))?;
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|error| unusable(error.to_string()))?;
     Ok(LoadedKey {
         kid: row.kid.clone(),
@@ -317,7 +357,10 @@ fn parse(row: &signing_key::Model) -> Result<LoadedKey, KeyError> {
 /// Returns the server secret that derives successor refresh tokens,
 /// creating it on first use. Concurrent first calls agree on one value
 /// because the insert ignores a conflict and the value is read back.
-pub async fn refresh_derivation_key(db: &impl ConnectionTrait, now: i64) -> Result<String, AppError> {
+pub async fn refresh_derivation_key(
+    db: &impl ConnectionTrait,
+    now: i64,
+) -> Result<String, AppError> {
     let row = setting::Entity::find_by_id(REFRESH_DERIVATION_KEY.to_owned())
         .one(db)
         .await
@@ -364,7 +407,8 @@ mod tests {
         let claims = serde_json::json!({"sub": "user", "exp": 4_000_000_000u64});
         let token = jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap();
         let validation = jsonwebtoken::Validation::new(Algorithm::ES256);
-        let decoded = jsonwebtoken::decode::<serde_json::Value>(&token, &key.decoding, &validation).unwrap();
+        let decoded =
+            jsonwebtoken::decode::<serde_json::Value>(&token, &key.decoding, &validation).unwrap();
         assert_eq!(decoded.claims["sub"], "user");
     }
 
@@ -376,6 +420,9 @@ mod tests {
         assert_eq!(jwk["alg"], "ES256");
         assert_eq!(jwk["use"], "sig");
         assert_eq!(jwk["crv"], "P-256");
-        assert!(jwk.get("d").is_none(), "the public JWK must not contain the private scalar");
+        assert!(
+            jwk.get("d").is_none(),
+            "the public JWK must not contain the private scalar"
+        );
     }
 }

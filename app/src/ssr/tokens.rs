@@ -6,10 +6,15 @@
 //! configured, `aud` is its client id: the token is then meant for an API
 //! that the developer configured with the App ID as its audience.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::entities::{application, user};
 use super::grants;
-use super::keys::{self, KeyError, LoadedKey, SigningAlg};
 use super::ids;
+use super::keys::{self, KeyError, LoadedKey, SigningAlg};
 use jsonwebtoken::{Header, Validation};
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 use serde::{Deserialize, Serialize};
@@ -129,7 +134,7 @@ pub fn jti_for_refresh(refresh_token_hash: &str) -> String {
 /// Inputs of an ID token that do not come from the user row.
 #[derive(Debug, Clone, Copy)]
 pub struct IdTokenRequest<'a> {
-    /// Who the token is about and for.
+    /// Subject and audience of the token.
     pub subject: TokenSubject<'a>,
     /// When the user last entered a password.
     pub auth_time: i64,
@@ -155,7 +160,10 @@ pub async fn mint_id_token(
     claims.insert("sub".into(), user.id.clone().into());
     claims.insert("aud".into(), application.id.clone().into());
     claims.insert("iat".into(), now.into());
-    claims.insert("exp".into(), (now + i64::from(application.id_token_ttl_secs)).into());
+    claims.insert(
+        "exp".into(),
+        (now + i64::from(application.id_token_ttl_secs)).into(),
+    );
     claims.insert("auth_time".into(), request.auth_time.into());
     if let Some(nonce) = request.nonce {
         claims.insert("nonce".into(), nonce.into());
@@ -193,15 +201,19 @@ async fn signing_key_for(
     keys::current_signing_key(db, alg, now).await
 }
 
-fn sign(key: &LoadedKey, typ: &str, claims: &impl Serialize) -> Result<String, jsonwebtoken::errors::Error> {
+fn sign(
+    key: &LoadedKey,
+    typ: &str,
+    claims: &impl Serialize,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let mut header = Header::new(key.alg.jwt_algorithm());
     header.typ = Some(typ.to_owned());
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(&header, claims, &key.encoding)
 }
 
-/// Why an access token was not accepted. Only logged; the caller sees
-/// `invalid_token`.
+/// Reason an access token was rejected. It is only logged, and the caller
+/// gets `invalid_token`.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessTokenError {
     /// The value is not a JWT or its header is unreadable.

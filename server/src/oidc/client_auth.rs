@@ -9,6 +9,11 @@
 //! secret. Any unexpired secret of the application matches, which lets a
 //! developer rotate secrets without downtime.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::errors::OAuthError;
 use super::params::Params;
 use app::model::ApplicationKind;
@@ -19,7 +24,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use sha2::{Digest, Sha256};
-use subtle::{ConstantTimeEq, Choice};
+use subtle::{Choice, ConstantTimeEq};
 
 /// The credentials a request carried.
 #[derive(Debug)]
@@ -37,12 +42,15 @@ pub struct ClientCredentials {
 pub struct AuthenticatedClient {
     /// The client's application row.
     pub application: application::Model,
-    /// Whether the client is public (holds no secret).
+    /// Whether the client is public, without a secret.
     pub public: bool,
 }
 
 /// Reads the credentials from the Authorization header and the body.
-pub fn extract_credentials(headers: &HeaderMap, params: &Params) -> Result<ClientCredentials, OAuthError> {
+pub fn extract_credentials(
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<ClientCredentials, OAuthError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         Some(value) => Some(parse_basic(value.as_bytes())?),
         None => None,
@@ -84,8 +92,12 @@ pub fn extract_credentials(headers: &HeaderMap, params: &Params) -> Result<Clien
 /// each half as form data (RFC 6749 section 2.3.1 and appendix B), so `+`
 /// stands for a space and `%2B` for a plus sign.
 fn parse_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
-    let malformed = |reason| OAuthError::InvalidClient { basic: true, reason };
-    let text = std::str::from_utf8(value).map_err(|_| malformed("the Authorization header is not text"))?;
+    let malformed = |reason| OAuthError::InvalidClient {
+        basic: true,
+        reason,
+    };
+    let text = std::str::from_utf8(value)
+        .map_err(|_| malformed("the Authorization header is not text"))?;
     let (scheme, encoded) = text
         .trim()
         .split_once(' ')
@@ -96,12 +108,14 @@ fn parse_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
     let decoded = STANDARD
         .decode(encoded.trim())
         .map_err(|_| malformed("the Basic credentials are not base64"))?;
-    let decoded = String::from_utf8(decoded).map_err(|_| malformed("the Basic credentials are not UTF-8"))?;
+    let decoded =
+        String::from_utf8(decoded).map_err(|_| malformed("the Basic credentials are not UTF-8"))?;
     let (id, secret) = decoded
         .split_once(':')
         .ok_or(malformed("the Basic credentials have no colon"))?;
     let id = form_decode(id).ok_or(malformed("the Basic client id is not valid form encoding"))?;
-    let secret = form_decode(secret).ok_or(malformed("the Basic secret is not valid form encoding"))?;
+    let secret =
+        form_decode(secret).ok_or(malformed("the Basic secret is not valid form encoding"))?;
     Ok((id, secret))
 }
 
@@ -132,17 +146,24 @@ pub async fn authenticate_client(
         let _ = secret_matches(credentials.secret.as_deref().unwrap_or_default(), &[]);
         return Err(reject("unknown client"));
     };
-    let public = ApplicationKind::parse(&application.kind).is_some_and(|kind| !kind.is_confidential());
+    let public =
+        ApplicationKind::parse(&application.kind).is_some_and(|kind| !kind.is_confidential());
     match (public, credentials.secret) {
         (true, Some(_)) => Err(reject("a public client sent a secret")),
-        (true, None) => Ok(AuthenticatedClient { application, public }),
+        (true, None) => Ok(AuthenticatedClient {
+            application,
+            public,
+        }),
         (false, None) => Err(reject("no client secret was sent")),
         (false, Some(secret)) => {
             let secrets = live_secrets(db, &application.id, now)
                 .await
                 .map_err(|error| OAuthError::Server(error.to_string()))?;
             if secret_matches(&secret, &secrets) {
-                Ok(AuthenticatedClient { application, public })
+                Ok(AuthenticatedClient {
+                    application,
+                    public,
+                })
             } else {
                 Err(reject("wrong client secret"))
             }
@@ -170,13 +191,17 @@ mod tests {
     fn basic(raw: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let value = format!("Basic {}", STANDARD.encode(raw));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&value).unwrap(),
+        );
         headers
     }
 
     #[test]
     fn basic_halves_are_form_decoded() {
-        let credentials = extract_credentials(&basic("id:s%2Fe%3Dc%3Fr%2Be%3At"), &Params::default()).unwrap();
+        let credentials =
+            extract_credentials(&basic("id:s%2Fe%3Dc%3Fr%2Be%3At"), &Params::default()).unwrap();
         assert_eq!(credentials.client_id, "id");
         assert_eq!(credentials.secret.as_deref(), Some("s/e=c?r+e:t"));
         assert!(credentials.basic);
@@ -191,7 +216,10 @@ mod tests {
     #[test]
     fn basic_without_colon_is_invalid_client() {
         let result = extract_credentials(&basic("idsecret"), &Params::default());
-        assert!(matches!(result, Err(OAuthError::InvalidClient { basic: true, .. })));
+        assert!(matches!(
+            result,
+            Err(OAuthError::InvalidClient { basic: true, .. })
+        ));
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! implements, because clients such as MCP connectors choose their flow
 //! from it.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::cors;
 use super::errors::OAuthError;
 use app::ssr::AppState;

@@ -9,6 +9,11 @@
 //! also records the internal reason, which never contains a secret, a
 //! code or a token.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use app::ssr::grants::GrantError;
 use app::ssr::tokens::{AccessTokenError, MintError};
 use axum::Json;
@@ -22,13 +27,13 @@ pub enum OAuthError {
     /// A parameter is missing, repeated, malformed or unsupported.
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
-    /// Client authentication failed. `basic` records whether the client
-    /// tried HTTP Basic, which makes the answer carry `WWW-Authenticate`.
+    /// Client authentication failed. When the client tried HTTP Basic, the
+    /// response carries `WWW-Authenticate`.
     #[error("client authentication failed: {reason}")]
     InvalidClient {
         /// Whether the client used the Authorization header.
         basic: bool,
-        /// Which check failed; logged only.
+        /// Failed check, for the log only.
         reason: &'static str,
     },
     /// The code or refresh token is invalid, expired, revoked or belongs
@@ -77,7 +82,9 @@ impl OAuthError {
                 "The grant is invalid, expired or revoked, or was issued to another client or redirect URI."
             }
             Self::InvalidScope => "The requested scope exceeds the scope that was granted.",
-            Self::UnsupportedGrantType => "Supported grant types are authorization_code and refresh_token.",
+            Self::UnsupportedGrantType => {
+                "Supported grant types are authorization_code and refresh_token."
+            }
             Self::Server(_) => "The server could not complete the request.",
         }
     }
@@ -85,7 +92,9 @@ impl OAuthError {
     fn log(&self) {
         match self {
             Self::Server(reason) => tracing::error!(%reason, "protocol request failed"),
-            other => tracing::warn!(error = other.code(), reason = %other, "protocol request rejected"),
+            other => {
+                tracing::warn!(error = other.code(), reason = %other, "protocol request rejected")
+            }
         }
     }
 }
@@ -99,7 +108,10 @@ impl IntoResponse for OAuthError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Self::InvalidClient { basic: true, .. } = self {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"latch\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"latch\""),
+            );
         }
         response
     }
@@ -193,7 +205,9 @@ mod tests {
     use super::*;
 
     async fn body_json(response: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -216,7 +230,10 @@ mod tests {
         }
         .into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"latch\"");
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            "Basic realm=\"latch\""
+        );
         assert_eq!(body_json(response).await["error"], "invalid_client");
     }
 
@@ -237,12 +254,18 @@ mod tests {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let body = body_json(response).await;
         assert_eq!(body["error"], "invalid_grant");
-        assert!(!body["error_description"].as_str().unwrap().contains("expired code"));
+        assert!(
+            !body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("expired code")
+        );
     }
 
     #[tokio::test]
     async fn database_failure_is_server_error_without_detail() {
-        let error = GrantError::Database(sea_orm::DbErr::Custom("disk I/O error at /var/lib".into()));
+        let error =
+            GrantError::Database(sea_orm::DbErr::Custom("disk I/O error at /var/lib".into()));
         let response = OAuthError::from(error).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = body_json(response).await;
@@ -254,7 +277,11 @@ mod tests {
     fn status_and_code_table() {
         let cases = [
             (OAuthError::InvalidScope, 400, "invalid_scope"),
-            (OAuthError::UnsupportedGrantType, 400, "unsupported_grant_type"),
+            (
+                OAuthError::UnsupportedGrantType,
+                400,
+                "unsupported_grant_type",
+            ),
             (OAuthError::InvalidGrant("x".into()), 400, "invalid_grant"),
         ];
         for (error, status, code) in cases {
@@ -267,7 +294,9 @@ mod tests {
     async fn bearer_missing_has_challenge_without_error() {
         let response = BearerError::Missing.into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
         assert!(challenge.starts_with("Bearer"));
         assert!(!challenge.contains("error="));
     }
@@ -276,7 +305,9 @@ mod tests {
     async fn bearer_invalid_token_names_the_error() {
         let response = BearerError::InvalidToken("expired".into()).into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
         assert!(challenge.contains("error=\"invalid_token\""));
     }
 
@@ -284,7 +315,9 @@ mod tests {
     async fn bearer_insufficient_scope_is_403() {
         let response = BearerError::InsufficientScope("openid").into_response();
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        let challenge = response.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
         assert!(challenge.contains("error=\"insufficient_scope\""));
     }
 }

@@ -4,6 +4,11 @@
 //! tokens only: a token of another client is reported as inactive, like an
 //! unknown one (RFC 7662 section 2.2 leaves this to the server).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::client_auth::{authenticate_client, extract_credentials};
 use super::errors::OAuthError;
 use super::params::{PROTOCOL_BODY_LIMIT, parse_body};

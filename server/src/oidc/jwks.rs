@@ -1,7 +1,13 @@
-//! The JSON Web Key Set (RFC 7517 section 5) at `/oidc/jwks`: the public
-//! half of every signing key that is not retired, so a relying party can
-//! verify tokens signed by the current key and by keys that still have
-//! live tokens.
+//! The JSON Web Key Set (RFC 7517 section 5) at `/oidc/jwks`.
+//!
+//! It contains the public half of every signing key that is not retired.
+//! A relying party can then verify tokens of the current key and of older
+//! keys whose tokens are still live.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use super::cors;
 use crate::routes::ServerState;

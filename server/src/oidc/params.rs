@@ -5,6 +5,11 @@
 //! a flat JSON object whose values are all strings is accepted as well and
 //! read into the same parameter map. Anything else is `invalid_request`.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::errors::OAuthError;
 use axum::http::{HeaderMap, header};
 use std::collections::HashMap;
@@ -21,7 +26,10 @@ pub struct Params(HashMap<String, String>);
 impl Params {
     /// Returns a parameter, or `None` when it is absent or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|value| !value.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
     }
 
     /// Returns a parameter or the `invalid_request` error `missing`.
@@ -34,10 +42,17 @@ impl Params {
 pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .ok_or(OAuthError::InvalidRequest("The Content-Type header is missing."))?
+        .ok_or(OAuthError::InvalidRequest(
+            "The Content-Type header is missing.",
+        ))?
         .to_str()
         .map_err(|_| OAuthError::InvalidRequest("The Content-Type header is not readable."))?;
-    let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     match media_type.as_str() {
         "application/x-www-form-urlencoded" => parse_form(body),
         "application/json" => parse_json(body),
@@ -51,7 +66,10 @@ pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError
 fn parse_form(body: &[u8]) -> Result<Params, OAuthError> {
     let mut params = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(body) {
-        if params.insert(name.into_owned(), value.into_owned()).is_some() {
+        if params
+            .insert(name.into_owned(), value.into_owned())
+            .is_some()
+        {
             return Err(OAuthError::InvalidRequest("A parameter is repeated."));
         }
     }
@@ -62,12 +80,16 @@ fn parse_json(body: &[u8]) -> Result<Params, OAuthError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| OAuthError::InvalidRequest("The JSON body does not parse."))?;
     let serde_json::Value::Object(object) = value else {
-        return Err(OAuthError::InvalidRequest("The JSON body must be an object."));
+        return Err(OAuthError::InvalidRequest(
+            "The JSON body must be an object.",
+        ));
     };
     let mut params = HashMap::new();
     for (name, value) in object {
         let serde_json::Value::String(text) = value else {
-            return Err(OAuthError::InvalidRequest("Every JSON parameter must be a string."));
+            return Err(OAuthError::InvalidRequest(
+                "Every JSON parameter must be a string.",
+            ));
         };
         params.insert(name, text);
     }
@@ -81,13 +103,17 @@ mod tests {
 
     fn headers(content_type: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap(),
+        );
         headers
     }
 
     #[test]
     fn form_body_parses() {
-        let params = parse_body(&headers("application/x-www-form-urlencoded"), b"a=1&b=x+y").unwrap();
+        let params =
+            parse_body(&headers("application/x-www-form-urlencoded"), b"a=1&b=x+y").unwrap();
         assert_eq!(params.get("a"), Some("1"));
         assert_eq!(params.get("b"), Some("x y"));
     }
@@ -106,15 +132,25 @@ mod tests {
 
     #[test]
     fn json_with_charset_parses() {
-        let params = parse_body(&headers("application/json; charset=utf-8"), br#"{"a":"1"}"#).unwrap();
+        let params =
+            parse_body(&headers("application/json; charset=utf-8"), br#"{"a":"1"}"#).unwrap();
         assert_eq!(params.get("a"), Some("1"));
     }
 
     #[test]
     fn json_nested_value_is_rejected() {
-        for body in [&br#"{"a":{"b":"c"}}"#[..], br#"{"a":["x"]}"#, br#"{"a":1}"#, br#"["a"]"#, b"{"] {
+        for body in [
+            &br#"{"a":{"b":"c"}}"#[..],
+            br#"{"a":["x"]}"#,
+            br#"{"a":1}"#,
+            br#"["a"]"#,
+            b"{",
+        ] {
             let result = parse_body(&headers("application/json"), body);
-            assert!(matches!(result, Err(OAuthError::InvalidRequest(_))), "{body:?}");
+            assert!(
+                matches!(result, Err(OAuthError::InvalidRequest(_))),
+                "{body:?}"
+            );
         }
     }
 

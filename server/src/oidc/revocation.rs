@@ -6,6 +6,11 @@
 //! working at the UserInfo endpoint and at introspection. Unknown tokens
 //! and tokens of other clients get the same 200 (RFC 7009 section 2.2).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::client_auth::{authenticate_client, extract_credentials};
 use super::errors::OAuthError;
 use super::params::{PROTOCOL_BODY_LIMIT, parse_body};
@@ -40,7 +45,12 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-async fn revoke_token(state: &AppState, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), OAuthError> {
+async fn revoke_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<(), OAuthError> {
     let params = parse_body(headers, body)?;
     let credentials = extract_credentials(headers, &params)?;
     let client = authenticate_client(&state.db, credentials, now).await?;
@@ -49,7 +59,9 @@ async fn revoke_token(state: &AppState, headers: &HeaderMap, body: &[u8], now: i
 
     // token_type_hint only speeds up the lookup (RFC 7009 section 2.1),
     // and both lookups are cheap, so it is ignored.
-    let stored = grants::find_refresh_token(&state.db, token).await.map_err(server_error)?;
+    let stored = grants::find_refresh_token(&state.db, token)
+        .await
+        .map_err(server_error)?;
     if let Some(row) = stored {
         if row.application_id == client.application.id {
             grants::revoke_family(&state.db, &row.family_id, now)

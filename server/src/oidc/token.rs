@@ -12,6 +12,11 @@
 //!  |<-- 200 TokenResponse / OAuthError ----|
 //! ```
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::client_auth::{authenticate_client, extract_credentials};
 use super::errors::OAuthError;
 use super::grants::{self, TokenResponse};
@@ -53,7 +58,12 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     }
 }
 
-async fn exchange(state: &AppState, headers: &HeaderMap, body: &[u8], now: i64) -> Result<TokenResponse, OAuthError> {
+async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     let params = parse_body(headers, body)?;
     let grant_type = parse_grant_type(params.get("grant_type"))?;
     tracing::Span::current().record("grant_type", tracing::field::debug(grant_type));
@@ -67,7 +77,9 @@ async fn exchange(state: &AppState, headers: &HeaderMap, body: &[u8], now: i64) 
         GrantType::AuthorizationCode => {
             grants::authorization_code::exchange(&state.db, &client, &params, &issuer, now).await
         }
-        GrantType::RefreshToken => grants::refresh_token::exchange(&state.db, &client, &params, &issuer, now).await,
+        GrantType::RefreshToken => {
+            grants::refresh_token::exchange(&state.db, &client, &params, &issuer, now).await
+        }
     }
 }
 
@@ -89,9 +101,21 @@ mod tests {
 
     #[test]
     fn grant_types_parse() {
-        assert_eq!(parse_grant_type(Some("authorization_code")).unwrap(), GrantType::AuthorizationCode);
-        assert_eq!(parse_grant_type(Some("refresh_token")).unwrap(), GrantType::RefreshToken);
-        assert!(matches!(parse_grant_type(Some("password")), Err(OAuthError::UnsupportedGrantType)));
-        assert!(matches!(parse_grant_type(None), Err(OAuthError::InvalidRequest(_))));
+        assert_eq!(
+            parse_grant_type(Some("authorization_code")).unwrap(),
+            GrantType::AuthorizationCode
+        );
+        assert_eq!(
+            parse_grant_type(Some("refresh_token")).unwrap(),
+            GrantType::RefreshToken
+        );
+        assert!(matches!(
+            parse_grant_type(Some("password")),
+            Err(OAuthError::UnsupportedGrantType)
+        ));
+        assert!(matches!(
+            parse_grant_type(None),
+            Err(OAuthError::InvalidRequest(_))
+        ));
     }
 }

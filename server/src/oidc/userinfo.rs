@@ -1,9 +1,14 @@
 //! The UserInfo endpoint, `GET` and `POST /oidc/me` (OpenID Connect Core
 //! section 5.3), protected by a bearer access token (RFC 6750).
 //!
-//! The response holds `sub` and the profile and email claims that the
+//! The response contains `sub` and the profile and email claims that the
 //! token's scope grants. A token without `openid` gets 403
 //! `insufficient_scope`.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use super::errors::BearerError;
 use super::params::PROTOCOL_BODY_LIMIT;
@@ -44,7 +49,11 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-async fn claims_for(state: &AppState, headers: &HeaderMap, now: i64) -> Result<serde_json::Value, BearerError> {
+async fn claims_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<serde_json::Value, BearerError> {
     let token = bearer_token(headers).ok_or(BearerError::Missing)?;
     let issuer = discovery::issuer(state)
         .await
@@ -81,7 +90,10 @@ mod tests {
     #[test]
     fn bearer_scheme_is_case_insensitive() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer abc"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc"),
+        );
         assert_eq!(bearer_token(&headers), Some("abc"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer_token(&headers), None);

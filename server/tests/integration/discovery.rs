@@ -16,23 +16,39 @@ async fn discovery_lists_only_what_works() {
     let document = get_json(&server, "/oidc/.well-known/openid-configuration").await;
     let issuer = server.url("/oidc");
     assert_eq!(document["issuer"], issuer.as_str());
-    assert_eq!(document["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        document["response_types_supported"],
+        serde_json::json!(["code"])
+    );
     assert_eq!(
         document["grant_types_supported"],
         serde_json::json!(["authorization_code", "refresh_token"])
     );
-    assert_eq!(document["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(
+        document["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
     assert_eq!(
         document["token_endpoint_auth_methods_supported"],
         serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
-    assert_eq!(document["authorization_response_iss_parameter_supported"], true);
-    let algs = document["id_token_signing_alg_values_supported"].as_array().unwrap();
+    assert_eq!(
+        document["authorization_response_iss_parameter_supported"],
+        true
+    );
+    let algs = document["id_token_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
     assert!(algs.contains(&Value::from("ES256")));
     assert!(algs.contains(&Value::from("RS256")));
     let scopes = document["scopes_supported"].as_array().unwrap();
     assert!(scopes.contains(&Value::from("openid")));
-    assert!(document["claims_supported"].as_array().unwrap().contains(&Value::from("sub")));
+    assert!(
+        document["claims_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("sub"))
+    );
 
     let endpoints = [
         ("authorization_endpoint", "/auth"),
@@ -60,9 +76,18 @@ async fn rfc8414_metadata_matches_discovery() {
 async fn advertised_endpoints_answer() {
     let server = TestServer::start().await;
     let document = get_json(&server, "/oidc/.well-known/openid-configuration").await;
-    let jwks = server.http.get(document["jwks_uri"].as_str().unwrap()).send().await.unwrap();
+    let jwks = server
+        .http
+        .get(document["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(jwks.status(), 200);
-    for name in ["token_endpoint", "revocation_endpoint", "introspection_endpoint"] {
+    for name in [
+        "token_endpoint",
+        "revocation_endpoint",
+        "introspection_endpoint",
+    ] {
         let response = server
             .http
             .post(document[name].as_str().unwrap())
@@ -72,7 +97,11 @@ async fn advertised_endpoints_answer() {
             .await
             .unwrap();
         assert_ne!(response.status(), 404, "{name}");
-        assert!(response.status().is_client_error(), "{name}: {}", response.status());
+        assert!(
+            response.status().is_client_error(),
+            "{name}: {}",
+            response.status()
+        );
     }
 }
 
@@ -84,7 +113,10 @@ async fn custom_domain_changes_issuer() {
         .unwrap();
     let document = get_json(&server, "/oidc/.well-known/openid-configuration").await;
     assert_eq!(document["issuer"], "https://auth.example.com/oidc");
-    assert_eq!(document["token_endpoint"], "https://auth.example.com/oidc/token");
+    assert_eq!(
+        document["token_endpoint"],
+        "https://auth.example.com/oidc/token"
+    );
 }
 
 #[tokio::test]
@@ -145,5 +177,10 @@ async fn authorization_endpoint_has_no_cors() {
         .send()
         .await
         .unwrap();
-    assert!(response.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }

@@ -8,7 +8,9 @@ use crate::common::TestServer;
 use app::model::ApplicationKind;
 use app::ssr::applications::{NewApplication, create_application};
 use app::ssr::codes::{CodeGrant, issue_code};
-use app::ssr::entities::{application, application_secret, authorization_code, refresh_token, user};
+use app::ssr::entities::{
+    application, application_secret, authorization_code, refresh_token, user,
+};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, QueryOrder, Set};
@@ -36,7 +38,9 @@ pub struct Client {
 impl Client {
     /// Returns the secret of a confidential client.
     pub fn secret(&self) -> &str {
-        self.secret.as_deref().expect("confidential client has a secret")
+        self.secret
+            .as_deref()
+            .expect("confidential client has a secret")
     }
 }
 
@@ -48,7 +52,9 @@ pub async fn confidential_client(server: &TestServer) -> Client {
         redirect_uris: vec![CALLBACK.into()],
         always_issue_refresh_token: true,
     };
-    let details = create_application(server.db(), input, app::ssr::now()).await.expect("application created");
+    let details = create_application(server.db(), input, app::ssr::now())
+        .await
+        .expect("application created");
     Client {
         id: details.id,
         secret: Some(details.secrets[0].value.clone()),
@@ -63,7 +69,9 @@ pub async fn public_client(server: &TestServer) -> Client {
         redirect_uris: Vec::new(),
         always_issue_refresh_token: true,
     };
-    let details = create_application(server.db(), input, app::ssr::now()).await.expect("application created");
+    let details = create_application(server.db(), input, app::ssr::now())
+        .await
+        .expect("application created");
     Client {
         id: details.id,
         secret: None,
@@ -86,7 +94,11 @@ pub async fn add_secret(server: &TestServer, client_id: &str, value: &str) {
 }
 
 /// Changes a stored application.
-pub async fn update_application(server: &TestServer, client_id: &str, change: impl FnOnce(&mut application::ActiveModel)) {
+pub async fn update_application(
+    server: &TestServer,
+    client_id: &str,
+    change: impl FnOnce(&mut application::ActiveModel),
+) {
     let model = application::Entity::find_by_id(client_id.to_owned())
         .one(server.db())
         .await
@@ -94,7 +106,10 @@ pub async fn update_application(server: &TestServer, client_id: &str, change: im
         .expect("application exists");
     let mut active = model.into_active_model();
     change(&mut active);
-    active.update(server.db()).await.expect("application updated");
+    active
+        .update(server.db())
+        .await
+        .expect("application updated");
 }
 
 /// Inserts a user and returns its id.
@@ -158,7 +173,9 @@ pub async fn code(server: &TestServer, client: &Client, user_id: &str, spec: Cod
         auth_time: spec.issued_at - 5,
         issue_refresh_token: spec.refresh,
     };
-    issue_code(server.db(), grant, spec.issued_at).await.expect("code issued")
+    issue_code(server.db(), grant, spec.issued_at)
+        .await
+        .expect("code issued")
 }
 
 /// Returns the S256 challenge of `verifier`.
@@ -188,7 +205,12 @@ pub async fn post_form(
 }
 
 /// Posts a JSON body with the given content type.
-pub async fn post_json(server: &TestServer, path: &str, body: &Value, content_type: &str) -> reqwest::Response {
+pub async fn post_json(
+    server: &TestServer,
+    path: &str,
+    body: &Value,
+    content_type: &str,
+) -> reqwest::Response {
     server
         .http
         .post(server.url(path))
@@ -202,8 +224,12 @@ pub async fn post_json(server: &TestServer, path: &str, body: &Value, content_ty
 /// Builds an `Authorization: Basic` value, form-encoding each half as RFC
 /// 6749 section 2.3.1 requires.
 pub fn basic_header(id: &str, secret: &str) -> String {
-    let encode = |value: &str| url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", encode(id), encode(secret))))
+    let encode =
+        |value: &str| url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", encode(id), encode(secret)))
+    )
 }
 
 /// Redeems a code with the secret in the body and returns status and body.
@@ -277,11 +303,13 @@ pub async fn stored(server: &TestServer) -> Stored {
 /// Decodes the claims of a JWT without verifying it.
 pub fn claims_of(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).expect("JWT has a payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+        .expect("JSON claims")
 }
 
 /// Decodes the header of a JWT.
 pub fn header_of(jwt: &str) -> Value {
     let header = jwt.split('.').next().expect("JWT has a header");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url")).expect("JSON header")
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url"))
+        .expect("JSON header")
 }

@@ -6,8 +6,8 @@ use crate::common::TestServer;
 use crate::fixtures::*;
 use openidconnect::core::{CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    RedirectUrl, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, TokenResponse,
 };
 
 #[tokio::test]
@@ -21,7 +21,9 @@ async fn openidconnect_client_completes_code_flow() {
         .unwrap();
 
     let issuer = IssuerUrl::new(server.url("/oidc")).unwrap();
-    let metadata = CoreProviderMetadata::discover_async(issuer, &http).await.unwrap();
+    let metadata = CoreProviderMetadata::discover_async(issuer, &http)
+        .await
+        .unwrap();
     let oidc = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(client.id.clone()),

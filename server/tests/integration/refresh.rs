@@ -21,7 +21,10 @@ async fn signed_in() -> (TestServer, Client, Value) {
 }
 
 fn refresh_token_of(tokens: &Value) -> String {
-    tokens["refresh_token"].as_str().expect("refresh_token in response").to_owned()
+    tokens["refresh_token"]
+        .as_str()
+        .expect("refresh_token in response")
+        .to_owned()
 }
 
 /// Moves the rotation time of a token back past the grace window.
@@ -72,7 +75,10 @@ async fn retry_within_grace_returns_same_token() {
     let (status, retry) = refresh(&server, &client, &old).await;
     assert_eq!(status, 200, "{retry}");
     assert_eq!(retry["refresh_token"], first["refresh_token"]);
-    assert_eq!(claims_of(retry["access_token"].as_str().unwrap()), claims_of(first["access_token"].as_str().unwrap()));
+    assert_eq!(
+        claims_of(retry["access_token"].as_str().unwrap()),
+        claims_of(first["access_token"].as_str().unwrap())
+    );
     assert_eq!(live_rows(&server).await.len(), 1);
 }
 
@@ -93,7 +99,10 @@ async fn reuse_after_grace_revokes_family() {
     assert_eq!(status, 400);
     assert_eq!(answer["error"], "invalid_grant");
     assert!(live_rows(&server).await.is_empty());
-    let rows = refresh_token::Entity::find().all(server.db()).await.unwrap();
+    let rows = refresh_token::Entity::find()
+        .all(server.db())
+        .await
+        .unwrap();
     assert!(rows.iter().all(|row| row.revoked_at.is_some()));
 
     let userinfo = server
@@ -145,7 +154,11 @@ async fn concurrent_refreshes_yield_one_pair() {
     }
     assert!(!new_tokens.is_empty());
     new_tokens.dedup();
-    assert_eq!(new_tokens.len(), 1, "every successful refresh returns the same new token");
+    assert_eq!(
+        new_tokens.len(),
+        1,
+        "every successful refresh returns the same new token"
+    );
 
     let live = live_rows(&server).await;
     assert_eq!(live.len(), 1, "exactly one live token remains");
@@ -175,10 +188,16 @@ async fn paired_refreshes_repeated_fifty_times() {
             .map(|(_, body)| refresh_token_of(body))
             .collect();
         for (status, body) in [&first, &second] {
-            assert!(*status == 200 || *status == 400, "round {round}: {status} {body}");
+            assert!(
+                *status == 200 || *status == 400,
+                "round {round}: {status} {body}"
+            );
         }
         assert!(!successes.is_empty(), "round {round}: no refresh succeeded");
-        assert!(successes.iter().all(|token| *token == successes[0]), "round {round}: two different pairs");
+        assert!(
+            successes.iter().all(|token| *token == successes[0]),
+            "round {round}: two different pairs"
+        );
         assert_eq!(live_rows(&server).await.len(), 1, "round {round}");
         current = successes[0].clone();
     }
@@ -188,7 +207,10 @@ async fn paired_refreshes_repeated_fifty_times() {
 async fn refresh_without_rotation_returns_same_token() {
     let server = TestServer::start().await;
     let client = confidential_client(&server).await;
-    update_application(&server, &client.id, |model| model.rotate_refresh_token = Set(false)).await;
+    update_application(&server, &client.id, |model| {
+        model.rotate_refresh_token = Set(false)
+    })
+    .await;
     let user_id = user(&server).await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let (_, tokens) = redeem(&server, &client, &code).await;
@@ -252,7 +274,8 @@ async fn wider_scope_on_refresh_is_rejected() {
         ("client_id", client.id.as_str()),
         ("client_secret", client.secret()),
     ];
-    let (status, answer) = status_and_json(post_form(&server, "/oidc/token", &params, None).await).await;
+    let (status, answer) =
+        status_and_json(post_form(&server, "/oidc/token", &params, None).await).await;
     assert_eq!(status, 400);
     assert_eq!(answer["error"], "invalid_scope");
     assert_eq!(stored(&server).await, before);
@@ -264,7 +287,8 @@ async fn wider_scope_on_refresh_is_rejected() {
         ("client_id", client.id.as_str()),
         ("client_secret", client.secret()),
     ];
-    let (status, answer) = status_and_json(post_form(&server, "/oidc/token", &narrower, None).await).await;
+    let (status, answer) =
+        status_and_json(post_form(&server, "/oidc/token", &narrower, None).await).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["scope"], "openid");
 }
@@ -273,7 +297,10 @@ async fn wider_scope_on_refresh_is_rejected() {
 async fn refreshed_token_keeps_lifetime_setting() {
     let server = TestServer::start().await;
     let client = confidential_client(&server).await;
-    update_application(&server, &client.id, |model| model.refresh_token_ttl_days = Set(3)).await;
+    update_application(&server, &client.id, |model| {
+        model.refresh_token_ttl_days = Set(3)
+    })
+    .await;
     let user_id = user(&server).await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let (_, tokens) = redeem(&server, &client, &code).await;
@@ -284,5 +311,9 @@ async fn refreshed_token_keeps_lifetime_setting() {
         .unwrap();
     assert_eq!(row.expires_at - row.created_at, 3 * 86_400);
     assert!(row.code_hash.is_some());
-    assert_ne!(row.token_hash, refresh_token_of(&tokens), "only the hash is stored");
+    assert_ne!(
+        row.token_hash,
+        refresh_token_of(&tokens),
+        "only the hash is stored"
+    );
 }

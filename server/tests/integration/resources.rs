@@ -25,7 +25,9 @@ async fn signed_in_with(scope: &str) -> (TestServer, Client, Value) {
 }
 
 fn access_token_of(tokens: &Value) -> &str {
-    tokens["access_token"].as_str().expect("access_token in response")
+    tokens["access_token"]
+        .as_str()
+        .expect("access_token in response")
 }
 
 async fn userinfo(server: &TestServer, token: Option<&str>) -> reqwest::Response {
@@ -61,7 +63,9 @@ async fn verify_with_jwks(server: &TestServer, token: &str, audience: &str) -> V
     validation.set_issuer(&[server.url("/oidc")]);
     validation.set_audience(&[audience]);
     validation.leeway = 60;
-    jsonwebtoken::decode::<Value>(token, &key, &validation).unwrap().claims
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .unwrap()
+        .claims
 }
 
 #[tokio::test]
@@ -71,13 +75,25 @@ async fn access_token_is_rfc9068_jwt() {
     assert_eq!(header_of(token)["typ"], "at+jwt");
     assert_eq!(header_of(token)["alg"], "ES256");
     let claims = claims_of(token);
-    for name in ["iss", "sub", "aud", "client_id", "scope", "iat", "exp", "jti"] {
+    for name in [
+        "iss",
+        "sub",
+        "aud",
+        "client_id",
+        "scope",
+        "iat",
+        "exp",
+        "jti",
+    ] {
         assert!(claims.get(name).is_some(), "claim {name} is missing");
     }
     assert_eq!(claims["iss"], server.url("/oidc"));
     assert_eq!(claims["client_id"], client.id.as_str());
     assert_eq!(claims["scope"], "openid profile offline_access");
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
 }
 
 #[tokio::test]
@@ -86,7 +102,14 @@ async fn access_token_iat_is_now() {
     let (_, _, tokens) = signed_in_with("openid").await;
     let after = app::ssr::now();
     let iat = claims_of(access_token_of(&tokens))["iat"].as_i64().unwrap();
-    assert!(iat >= before && iat <= after, "iat {iat} outside [{before}, {after}]");
+    assert!(
+        iat >= before,
+        "iat {iat} is before the request started at {before}"
+    );
+    assert!(
+        iat <= after,
+        "iat {iat} is after the response arrived at {after}"
+    );
 }
 
 #[tokio::test]
@@ -101,7 +124,10 @@ async fn configured_audience_is_used() {
     let server = TestServer::start().await;
     let client = confidential_client(&server).await;
     let api = "https://api.weather.example";
-    update_application(&server, &client.id, |model| model.audience = Set(Some(api.into()))).await;
+    update_application(&server, &client.id, |model| {
+        model.audience = Set(Some(api.into()))
+    })
+    .await;
     let user_id = user(&server).await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let (_, tokens) = redeem(&server, &client, &code).await;
@@ -114,20 +140,31 @@ async fn configured_audience_is_used() {
 async fn rs256_application_signs_with_published_rsa_key() {
     let server = TestServer::start().await;
     let client = confidential_client(&server).await;
-    update_application(&server, &client.id, |model| model.signing_alg = Set("RS256".into())).await;
+    update_application(&server, &client.id, |model| {
+        model.signing_alg = Set("RS256".into())
+    })
+    .await;
     let user_id = user(&server).await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let (_, tokens) = redeem(&server, &client, &code).await;
     let token = access_token_of(&tokens);
     assert_eq!(header_of(token)["alg"], "RS256");
-    assert_eq!(header_of(tokens["id_token"].as_str().unwrap())["alg"], "RS256");
+    assert_eq!(
+        header_of(tokens["id_token"].as_str().unwrap())["alg"],
+        "RS256"
+    );
     verify_with_jwks(&server, token, &client.id).await;
 }
 
 #[tokio::test]
 async fn jwks_publishes_every_active_key() {
     let server = TestServer::start().await;
-    let response = server.http.get(server.url("/oidc/jwks")).send().await.unwrap();
+    let response = server
+        .http
+        .get(server.url("/oidc/jwks"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     let keys = body["keys"].as_array().unwrap();
@@ -138,7 +175,10 @@ async fn jwks_publishes_every_active_key() {
         assert!(key.get("d").is_none(), "a private parameter is published");
         assert!(key.get("p").is_none(), "a private parameter is published");
     }
-    let algs: Vec<_> = keys.iter().map(|key| key["alg"].as_str().unwrap()).collect();
+    let algs: Vec<_> = keys
+        .iter()
+        .map(|key| key["alg"].as_str().unwrap())
+        .collect();
     assert!(algs.contains(&"ES256"));
     assert!(algs.contains(&"RS256"));
 }
@@ -149,19 +189,30 @@ async fn new_key_is_published_before_it_signs() {
     let old_token = access_token_of(&tokens).to_owned();
     let old_kid = header_of(&old_token)["kid"].as_str().unwrap().to_owned();
     let now = app::ssr::now();
-    let new_kid = keys::add_signing_key(server.db(), SigningAlg::Es256, now).await.unwrap();
+    let new_kid = keys::add_signing_key(server.db(), SigningAlg::Es256, now)
+        .await
+        .unwrap();
     assert_ne!(new_kid, old_kid);
-    assert!(jwks(&server).await.find(&new_kid).is_some(), "the new key is published at once");
+    assert!(
+        jwks(&server).await.find(&new_kid).is_some(),
+        "the new key is published at once"
+    );
 
     let user_id = user(&server).await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let (_, fresh) = redeem(&server, &client, &code).await;
-    assert_eq!(header_of(access_token_of(&fresh))["kid"], old_kid.as_str(), "the new key does not sign yet");
+    assert_eq!(
+        header_of(access_token_of(&fresh))["kid"],
+        old_kid.as_str(),
+        "the new key does not sign yet"
+    );
 
     // Once the publication lead has passed, the new key signs and tokens
     // of the old key still verify.
     let later = now + keys::KEY_PUBLICATION_LEAD_SECS;
-    let signing = keys::current_signing_key(server.db(), SigningAlg::Es256, later).await.unwrap();
+    let signing = keys::current_signing_key(server.db(), SigningAlg::Es256, later)
+        .await
+        .unwrap();
     assert_eq!(signing.kid, new_kid);
     verify_with_jwks(&server, &old_token, &client.id).await;
     assert_eq!(userinfo(&server, Some(&old_token)).await.status(), 200);
@@ -172,7 +223,9 @@ async fn retired_key_is_unpublished_and_rejected() {
     let (server, _, tokens) = signed_in_with("openid").await;
     let token = access_token_of(&tokens);
     let kid = header_of(token)["kid"].as_str().unwrap().to_owned();
-    keys::retire_signing_key(server.db(), &kid, app::ssr::now()).await.unwrap();
+    keys::retire_signing_key(server.db(), &kid, app::ssr::now())
+        .await
+        .unwrap();
     assert!(jwks(&server).await.find(&kid).is_none());
     assert_eq!(userinfo(&server, Some(token)).await.status(), 401);
 }
@@ -207,11 +260,21 @@ async fn userinfo_with_bad_token_is_invalid_token() {
     // bits of it.
     let access = access_token_of(&tokens);
     let signature_start = access.rfind('.').unwrap() + 1;
-    let flipped = if &access[signature_start..=signature_start] == "A" { "B" } else { "A" };
-    let tampered = format!("{}{flipped}{}", &access[..signature_start], &access[signature_start + 1..]);
+    let flipped = if &access[signature_start..=signature_start] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let tampered = format!(
+        "{}{flipped}{}",
+        &access[..signature_start],
+        &access[signature_start + 1..]
+    );
 
     // An expired token signed with the server's own key.
-    let key = keys::current_signing_key(server.db(), SigningAlg::Es256, app::ssr::now()).await.unwrap();
+    let key = keys::current_signing_key(server.db(), SigningAlg::Es256, app::ssr::now())
+        .await
+        .unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.typ = Some("at+jwt".into());
     header.kid = Some(key.kid.clone());
@@ -264,7 +327,11 @@ async fn userinfo_returns_granted_claims() {
 async fn revoking_unknown_token_is_200() {
     let (server, client, _) = signed_in_with("openid offline_access").await;
     let before = stored(&server).await;
-    let params = [("token", "never-issued"), ("client_id", client.id.as_str()), ("client_secret", client.secret())];
+    let params = [
+        ("token", "never-issued"),
+        ("client_id", client.id.as_str()),
+        ("client_secret", client.secret()),
+    ];
     let response = post_form(&server, "/oidc/token/revocation", &params, None).await;
     assert_eq!(response.status(), 200);
     assert_eq!(stored(&server).await, before);
@@ -296,7 +363,12 @@ async fn revoking_refresh_token_ends_grant() {
     let (status, answer) = refresh(&server, &client, refresh_token).await;
     assert_eq!(status, 400);
     assert_eq!(answer["error"], "invalid_grant");
-    assert_eq!(userinfo(&server, Some(access_token_of(&tokens))).await.status(), 401);
+    assert_eq!(
+        userinfo(&server, Some(access_token_of(&tokens)))
+            .await
+            .status(),
+        401
+    );
 
     let response = post_form(&server, "/oidc/token/revocation", &params, None).await;
     assert_eq!(response.status(), 200, "revoking twice is still 200");
@@ -312,14 +384,25 @@ async fn revoking_token_of_other_client_changes_nothing() {
         ("client_id", other.id.as_str()),
         ("client_secret", other.secret()),
     ];
-    assert_eq!(post_form(&server, "/oidc/token/revocation", &params, None).await.status(), 200);
+    assert_eq!(
+        post_form(&server, "/oidc/token/revocation", &params, None)
+            .await
+            .status(),
+        200
+    );
     assert_eq!(stored(&server).await, before);
 }
 
 #[tokio::test]
 async fn introspection_requires_client_auth() {
     let (server, _, tokens) = signed_in_with("openid offline_access").await;
-    let response = post_form(&server, "/oidc/token/introspection", &[("token", access_token_of(&tokens))], None).await;
+    let response = post_form(
+        &server,
+        "/oidc/token/introspection",
+        &[("token", access_token_of(&tokens))],
+        None,
+    )
+    .await;
     assert_eq!(response.status(), 401);
     let (_, body) = status_and_json(response).await;
     assert_eq!(body["error"], "invalid_client");
@@ -331,28 +414,62 @@ async fn introspection_describes_tokens() {
     let (server, client, tokens) = signed_in_with("openid offline_access").await;
     let header = basic_header(&client.id, client.secret());
     let access = access_token_of(&tokens);
-    let (status, body) =
-        status_and_json(post_form(&server, "/oidc/token/introspection", &[("token", access)], Some(&header)).await).await;
+    let (status, body) = status_and_json(
+        post_form(
+            &server,
+            "/oidc/token/introspection",
+            &[("token", access)],
+            Some(&header),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["active"], true);
     assert_eq!(body["token_type"], "access_token");
     assert_eq!(body["client_id"], client.id.as_str());
 
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
-    let (_, body) =
-        status_and_json(post_form(&server, "/oidc/token/introspection", &[("token", refresh_token)], Some(&header)).await)
-            .await;
+    let (_, body) = status_and_json(
+        post_form(
+            &server,
+            "/oidc/token/introspection",
+            &[("token", refresh_token)],
+            Some(&header),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(body["active"], true);
     assert_eq!(body["token_type"], "refresh_token");
 
-    let (_, body) =
-        status_and_json(post_form(&server, "/oidc/token/introspection", &[("token", "garbage")], Some(&header)).await).await;
+    let (_, body) = status_and_json(
+        post_form(
+            &server,
+            "/oidc/token/introspection",
+            &[("token", "garbage")],
+            Some(&header),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(body, json!({"active": false}));
 
     let other = confidential_client(&server).await;
     let other_header = basic_header(&other.id, other.secret());
-    let (_, body) =
-        status_and_json(post_form(&server, "/oidc/token/introspection", &[("token", access)], Some(&other_header)).await)
-            .await;
-    assert_eq!(body, json!({"active": false}), "another client learns nothing");
+    let (_, body) = status_and_json(
+        post_form(
+            &server,
+            "/oidc/token/introspection",
+            &[("token", access)],
+            Some(&other_header),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        body,
+        json!({"active": false}),
+        "another client learns nothing"
+    );
 }

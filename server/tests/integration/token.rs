@@ -25,13 +25,23 @@ fn code_params<'a>(code: &'a str, client: &'a Client) -> Vec<(&'a str, &'a str)>
 
 /// Sends `params`, expects a 400 or 401 with `error`, and checks that
 /// nothing stored changed.
-async fn assert_rejected(server: &TestServer, params: &[(&str, &str)], basic: Option<&str>, status: u16, error: &str) {
+async fn assert_rejected(
+    server: &TestServer,
+    params: &[(&str, &str)],
+    basic: Option<&str>,
+    status: u16,
+    error: &str,
+) {
     let before = stored(server).await;
     let response = post_form(server, "/oidc/token", params, basic).await;
     let (actual_status, body) = status_and_json(response).await;
     assert_eq!(actual_status, status, "body: {body}");
     assert_eq!(body["error"], error);
-    assert_eq!(stored(server).await, before, "a rejected request changed stored grants");
+    assert_eq!(
+        stored(server).await,
+        before,
+        "a rejected request changed stored grants"
+    );
 }
 
 #[tokio::test]
@@ -66,7 +76,8 @@ async fn json_body_answers_like_form() {
             "code": code,
             "redirect_uri": CALLBACK,
         });
-        let (status, json_body) = status_and_json(post_json(&server, "/oidc/token", &body, content_type).await).await;
+        let (status, json_body) =
+            status_and_json(post_json(&server, "/oidc/token", &body, content_type).await).await;
         assert_eq!(status, 200, "{content_type}: {json_body}");
         let mut form_keys: Vec<_> = form_body.as_object().unwrap().keys().collect();
         let mut json_keys: Vec<_> = json_body.as_object().unwrap().keys().collect();
@@ -88,7 +99,8 @@ async fn json_refresh_request_succeeds() {
         "client_secret": client.secret(),
         "refresh_token": tokens["refresh_token"],
     });
-    let (status, answer) = status_and_json(post_json(&server, "/oidc/token", &body, "application/json").await).await;
+    let (status, answer) =
+        status_and_json(post_json(&server, "/oidc/token", &body, "application/json").await).await;
     assert_eq!(status, 200, "{answer}");
     assert!(answer["refresh_token"].is_string());
 }
@@ -106,7 +118,9 @@ async fn json_nested_value_is_invalid_request() {
         json!(["authorization_code"]),
     ];
     for body in bodies {
-        let (status, answer) = status_and_json(post_json(&server, "/oidc/token", &body, "application/json").await).await;
+        let (status, answer) =
+            status_and_json(post_json(&server, "/oidc/token", &body, "application/json").await)
+                .await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(answer["error"], "invalid_request");
     }
@@ -139,7 +153,13 @@ async fn missing_content_type_is_invalid_request() {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(code_params(&code, &client))
         .finish();
-    let response = server.http.post(server.url("/oidc/token")).body(body).send().await.unwrap();
+    let response = server
+        .http
+        .post(server.url("/oidc/token"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let (status, answer) = status_and_json(response).await;
     assert_eq!(status, 400);
     assert_eq!(answer["error"], "invalid_request");
@@ -168,7 +188,8 @@ async fn empty_parameter_counts_as_omitted() {
     let mut params = code_params(&code, &client);
     params.push(("code_verifier", ""));
     params.push(("scope", ""));
-    let (status, body) = status_and_json(post_form(&server, "/oidc/token", &params, None).await).await;
+    let (status, body) =
+        status_and_json(post_form(&server, "/oidc/token", &params, None).await).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["scope"], "openid profile email offline_access");
 }
@@ -221,8 +242,13 @@ async fn basic_secret_is_form_decoded() {
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let header = basic_header(&client.id, secret);
     assert!(header.len() > 6);
-    let params = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK)];
-    let (status, body) = status_and_json(post_form(&server, "/oidc/token", &params, Some(&header)).await).await;
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", CALLBACK),
+    ];
+    let (status, body) =
+        status_and_json(post_form(&server, "/oidc/token", &params, Some(&header)).await).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -236,8 +262,13 @@ async fn basic_header_with_encoded_reserved_characters() {
         "Basic {}",
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, encoded)
     );
-    let params = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK)];
-    let (status, body) = status_and_json(post_form(&server, "/oidc/token", &params, Some(&header)).await).await;
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", CALLBACK),
+    ];
+    let (status, body) =
+        status_and_json(post_form(&server, "/oidc/token", &params, Some(&header)).await).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -248,10 +279,18 @@ async fn basic_plus_decodes_to_space() {
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let header = format!(
         "Basic {}",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{}:two+words", client.id))
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{}:two+words", client.id)
+        )
     );
-    let params = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK)];
-    let (status, body) = status_and_json(post_form(&server, "/oidc/token", &params, Some(&header)).await).await;
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", CALLBACK),
+    ];
+    let (status, body) =
+        status_and_json(post_form(&server, "/oidc/token", &params, Some(&header)).await).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -266,7 +305,8 @@ async fn basic_accepted_for_default_client() {
         ("redirect_uri", CALLBACK),
         ("client_id", &client.id),
     ];
-    let (status, body) = status_and_json(post_form(&server, "/oidc/token", &params, Some(&header)).await).await;
+    let (status, body) =
+        status_and_json(post_form(&server, "/oidc/token", &params, Some(&header)).await).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -275,7 +315,14 @@ async fn basic_and_body_secret_is_invalid_request() {
     let (server, client, user_id) = setup().await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let header = basic_header(&client.id, client.secret());
-    assert_rejected(&server, &code_params(&code, &client), Some(&header), 400, "invalid_request").await;
+    assert_rejected(
+        &server,
+        &code_params(&code, &client),
+        Some(&header),
+        400,
+        "invalid_request",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -301,17 +348,39 @@ async fn wrong_secret_and_unknown_client_look_alike() {
     let wrong_response = post_form(&server, "/oidc/token", &wrong, None).await;
     assert!(wrong_response.headers().get("www-authenticate").is_none());
     let wrong_answer = status_and_json(wrong_response).await;
-    let unknown_answer = status_and_json(post_form(&server, "/oidc/token", &unknown, None).await).await;
+    let unknown_answer =
+        status_and_json(post_form(&server, "/oidc/token", &unknown, None).await).await;
     assert_eq!(wrong_answer.0, 401);
     assert_eq!(wrong_answer.1["error"], "invalid_client");
     assert_eq!(wrong_answer, unknown_answer);
 
-    let params = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", CALLBACK)];
-    let wrong_basic = post_form(&server, "/oidc/token", &params, Some(&basic_header(&client.id, "nope"))).await;
-    let unknown_basic = post_form(&server, "/oidc/token", &params, Some(&basic_header("nobody", "nope"))).await;
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+    ];
+    let wrong_basic = post_form(
+        &server,
+        "/oidc/token",
+        &params,
+        Some(&basic_header(&client.id, "nope")),
+    )
+    .await;
+    let unknown_basic = post_form(
+        &server,
+        "/oidc/token",
+        &params,
+        Some(&basic_header("nobody", "nope")),
+    )
+    .await;
     for response in [wrong_basic, unknown_basic] {
         assert_eq!(response.status(), 401);
-        assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
         assert_eq!(status_and_json(response).await.1, wrong_answer.1);
     }
     assert_eq!(stored(&server).await, before);
@@ -400,13 +469,27 @@ async fn expired_code_is_rejected() {
         ..CodeSpec::default()
     };
     let code = code(&server, &client, &user_id, spec).await;
-    assert_rejected(&server, &code_params(&code, &client), None, 400, "invalid_grant").await;
+    assert_rejected(
+        &server,
+        &code_params(&code, &client),
+        None,
+        400,
+        "invalid_grant",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn unknown_code_is_rejected() {
     let (server, client, _) = setup().await;
-    assert_rejected(&server, &code_params("no-such-code", &client), None, 400, "invalid_grant").await;
+    assert_rejected(
+        &server,
+        &code_params("no-such-code", &client),
+        None,
+        400,
+        "invalid_grant",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -414,7 +497,14 @@ async fn code_of_another_client_is_rejected() {
     let (server, client, user_id) = setup().await;
     let other = confidential_client(&server).await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
-    assert_rejected(&server, &code_params(&code, &other), None, 400, "invalid_grant").await;
+    assert_rejected(
+        &server,
+        &code_params(&code, &other),
+        None,
+        400,
+        "invalid_grant",
+    )
+    .await;
     assert_eq!(redeem(&server, &client, &code).await.0, 200);
 }
 
@@ -423,7 +513,10 @@ async fn redirect_uri_mismatch_is_invalid_grant() {
     let (server, client, user_id) = setup().await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let other_uri = format!("{CALLBACK}/");
-    for uri in [other_uri.as_str(), "https://chatgpt.com/aip/plugin-8f7e/oauth/callback"] {
+    for uri in [
+        other_uri.as_str(),
+        "https://chatgpt.com/aip/plugin-8f7e/oauth/callback",
+    ] {
         let mut params = code_params(&code, &client);
         params[2] = ("redirect_uri", uri);
         assert_rejected(&server, &params, None, 400, "invalid_grant").await;
@@ -443,7 +536,14 @@ async fn challenge_without_verifier_is_invalid_grant() {
         ..CodeSpec::default()
     };
     let code = code(&server, &client, &user_id, spec).await;
-    assert_rejected(&server, &code_params(&code, &client), None, 400, "invalid_grant").await;
+    assert_rejected(
+        &server,
+        &code_params(&code, &client),
+        None,
+        400,
+        "invalid_grant",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -514,7 +614,8 @@ async fn public_client_must_use_pkce() {
         ("code_verifier", verifier),
         ("client_id", client.id.as_str()),
     ];
-    let (status, body) = status_and_json(post_form(&server, "/oidc/token", &params, None).await).await;
+    let (status, body) =
+        status_and_json(post_form(&server, "/oidc/token", &params, None).await).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["refresh_token"].is_string());
 }
@@ -564,6 +665,10 @@ async fn concurrent_redemptions_succeed_once() {
         }
         statuses.push(status);
     }
-    assert_eq!(statuses.iter().filter(|status| **status == 200).count(), 1, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 200).count(),
+        1,
+        "{statuses:?}"
+    );
     assert_eq!(statuses.len(), 20);
 }

@@ -1,6 +1,11 @@
 //! The authorization code grant (RFC 6749 section 4.1.3, PKCE per RFC
 //! 7636 section 4.6).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::TokenResponse;
 use crate::oidc::client_auth::AuthenticatedClient;
 use crate::oidc::errors::OAuthError;
@@ -37,9 +42,13 @@ where
         application,
         user_id: &grant.user_id,
         scope: &grant.scope,
-        grant_id: redeemed.refresh.as_ref().map(|refresh| refresh.row.family_id.as_str()),
+        grant_id: redeemed
+            .refresh
+            .as_ref()
+            .map(|refresh| refresh.row.family_id.as_str()),
     };
-    let (access_token, claims) = tokens::mint_access_token(db, issuer, subject, now, tokens::new_jti()).await?;
+    let (access_token, claims) =
+        tokens::mint_access_token(db, issuer, subject, now, tokens::new_jti()).await?;
     let id_token = if scope_contains(&grant.scope, "openid") {
         let request = IdTokenRequest {
             subject,

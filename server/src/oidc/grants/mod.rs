@@ -1,6 +1,11 @@
 //! The grant types of the token endpoint, one module each, and the
 //! successful token response they share (RFC 6749 section 5.1).
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod authorization_code;
 pub mod refresh_token;
 

@@ -4,6 +4,11 @@
 //! The response always carries `refresh_token`, even when rotation is off,
 //! because ChatGPT replaces the token it stores with whatever comes back.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use super::TokenResponse;
 use crate::oidc::client_auth::AuthenticatedClient;
 use crate::oidc::errors::OAuthError;
@@ -50,7 +55,10 @@ where
     // retry within the grace window receives the same claims.
     let rotated = issued.token != presented;
     let (iat, jti) = if rotated {
-        (issued.row.created_at, tokens::jti_for_refresh(&issued.row.token_hash))
+        (
+            issued.row.created_at,
+            tokens::jti_for_refresh(&issued.row.token_hash),
+        )
     } else {
         (now, tokens::new_jti())
     };
@@ -101,7 +109,10 @@ fn narrowed_scope(requested: Option<&str>, granted: &str) -> Result<String, OAut
         .split_ascii_whitespace()
         .all(|item| scope_contains(granted, item));
     if within_grant {
-        Ok(requested.split_ascii_whitespace().collect::<Vec<_>>().join(" "))
+        Ok(requested
+            .split_ascii_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "))
     } else {
         Err(GrantError::ScopeExceedsGrant.into())
     }
@@ -113,8 +124,17 @@ mod tests {
 
     #[test]
     fn scope_narrowing() {
-        assert_eq!(narrowed_scope(None, "openid profile").unwrap(), "openid profile");
-        assert_eq!(narrowed_scope(Some("openid"), "openid profile").unwrap(), "openid");
-        assert!(matches!(narrowed_scope(Some("openid email"), "openid profile"), Err(OAuthError::InvalidScope)));
+        assert_eq!(
+            narrowed_scope(None, "openid profile").unwrap(),
+            "openid profile"
+        );
+        assert_eq!(
+            narrowed_scope(Some("openid"), "openid profile").unwrap(),
+            "openid"
+        );
+        assert!(matches!(
+            narrowed_scope(Some("openid email"), "openid profile"),
+            Err(OAuthError::InvalidScope)
+        ));
     }
 }
