@@ -25,7 +25,7 @@ fn document(title: String, content: impl IntoView + 'static) -> String {
                 <link rel="stylesheet" href="/pkg/latch.css" />
             </head>
             <body class="min-h-screen bg-slate-50 text-slate-900">
-                <main class="mx-auto mt-16 max-w-md rounded-lg bg-white p-8 shadow">{content}</main>
+                <main class="mx-auto mt-16 max-w-md rounded-lg bg-white p-8 shadow-sm">{content}</main>
             </body>
         </html>
     };
