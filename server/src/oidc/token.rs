@@ -66,7 +66,7 @@ async fn exchange(
 ) -> Result<TokenResponse, OAuthError> {
     let params = parse_body(headers, body)?;
     let grant_type = parse_grant_type(params.get("grant_type"))?;
-    tracing::Span::current().record("grant_type", tracing::field::debug(grant_type));
+    tracing::Span::current().record("grant_type", grant_type.as_str());
 
     let credentials = extract_credentials(headers, &params)?;
     tracing::Span::current().record("client_id", credentials.client_id.as_str());
@@ -79,6 +79,15 @@ async fn exchange(
         }
         GrantType::RefreshToken => {
             grants::refresh_token::exchange(&state.db, &client, &params, &issuer, now).await
+        }
+    }
+}
+
+impl GrantType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
         }
     }
 }

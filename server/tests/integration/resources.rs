@@ -231,6 +231,39 @@ async fn retired_key_is_unpublished_and_rejected() {
 }
 
 #[tokio::test]
+async fn concurrent_first_starts_create_one_key_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("fresh.db").display()
+    );
+    let db = app::ssr::db::connect_and_migrate(&url).await.unwrap();
+    let now = app::ssr::now();
+    let (first, second, third) = tokio::join!(
+        keys::ensure_signing_keys(&db, now),
+        keys::ensure_signing_keys(&db, now),
+        keys::ensure_signing_keys(&db, now)
+    );
+    first.unwrap();
+    second.unwrap();
+    third.unwrap();
+    let published = keys::published_jwks(&db).await.unwrap();
+    let kids: Vec<_> = published
+        .iter()
+        .map(|jwk| jwk["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert!(kids.contains(&"es256-1"));
+    assert!(kids.contains(&"rs256-1"));
+
+    // Every caller signs with the stored key, whichever insert won.
+    let signing = keys::current_signing_key(&db, SigningAlg::Es256, now)
+        .await
+        .unwrap();
+    assert_eq!(signing.kid, "es256-1");
+}
+
+#[tokio::test]
 async fn key_creation_is_idempotent() {
     let server = TestServer::start().await;
     let before = jwks(&server).await.keys.len();
@@ -241,6 +274,50 @@ async fn key_creation_is_idempotent() {
     first.unwrap();
     second.unwrap();
     assert_eq!(jwks(&server).await.keys.len(), before);
+}
+
+#[tokio::test]
+async fn id_token_claims_follow_scope() {
+    let server = TestServer::start().await;
+    let client = confidential_client(&server).await;
+    let user_id = user(&server).await;
+    let with_nonce = CodeSpec {
+        scope: "openid email".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        ..CodeSpec::default()
+    };
+    let auth_time = with_nonce.issued_at - 5;
+    let code_with_nonce = code(&server, &client, &user_id, with_nonce).await;
+    let (_, tokens) = redeem(&server, &client, &code_with_nonce).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    assert_eq!(header_of(id_token)["typ"], "JWT");
+    let claims = claims_of(id_token);
+    assert_eq!(claims["iss"], server.url("/oidc"));
+    assert_eq!(claims["sub"], user_id.as_str());
+    assert_eq!(claims["aud"], client.id.as_str());
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(claims["auth_time"], auth_time);
+    assert!(claims["email"].is_string());
+    assert!(claims.get("name").is_none(), "profile was not granted");
+    assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
+
+    let without_nonce = CodeSpec {
+        scope: "openid profile".into(),
+        ..CodeSpec::default()
+    };
+    let code_without_nonce = code(&server, &client, &user_id, without_nonce).await;
+    let (_, tokens) = redeem(&server, &client, &code_without_nonce).await;
+    let claims = claims_of(tokens["id_token"].as_str().unwrap());
+    assert!(claims.get("nonce").is_none());
+    assert_eq!(claims["name"], "Ada Lovelace");
+    assert!(claims.get("email").is_none(), "email was not granted");
+}
+
+#[tokio::test]
+async fn no_id_token_without_openid() {
+    let (_, _, tokens) = signed_in_with("profile offline_access").await;
+    assert!(tokens.get("id_token").is_none());
+    assert!(tokens["access_token"].is_string());
 }
 
 #[tokio::test]
