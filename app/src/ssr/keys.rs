@@ -177,6 +177,10 @@ pub async fn add_signing_key(
     Ok(kid)
 }
 
+// TODO-hardening: nothing calls `add_signing_key` or `retire_signing_key`
+// on a schedule or from the command line yet, so keys rotate only when an
+// operator calls these functions from code.
+
 /// Stops publishing and using a key. Tokens it signed no longer verify.
 pub async fn retire_signing_key(
     db: &impl ConnectionTrait,

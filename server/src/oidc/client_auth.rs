@@ -171,6 +171,10 @@ pub async fn authenticate_client(
     }
 }
 
+// TODO-security: client secrets are stored in plain text because the
+// console shows them again, so a copy of the database lets its holder
+// authenticate as every confidential client until the secrets are rotated.
+
 /// Compares SHA-256 digests in constant time, so neither the content nor
 /// the length of a stored secret shows in the timing. Every secret is
 /// compared; the loop does not stop at the first match.

@@ -47,6 +47,9 @@ where
             .as_ref()
             .map(|refresh| refresh.row.family_id.as_str()),
     };
+    // TODO-security: an access token from a code without a refresh token
+    // carries no grant id, so a later reuse of the code cannot revoke it and
+    // it stays valid until it expires.
     let (access_token, claims) =
         tokens::mint_access_token(db, issuer, subject, now, tokens::new_jti()).await?;
     let id_token = if scope_contains(&grant.scope, "openid") {
