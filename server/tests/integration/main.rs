@@ -10,6 +10,7 @@ mod discovery;
 mod sign_in;
 mod token;
 mod fixtures;
+mod instances;
 mod openid_client;
 mod refresh;
 mod resources;
