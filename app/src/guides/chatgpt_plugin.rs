@@ -61,10 +61,14 @@ pub static CHATGPT_PLUGIN: Guide = Guide {
                 Block::List(&[
                     "the signature, with a key from the JWKS URL below (choose the key by the token's kid);",
                     "iss, which must equal the issuer below;",
-                    "aud, which must equal the audience you set below;",
+                    "aud, which must equal the audience you set below, or the App ID while no audience is set;",
                     "exp, which must lie in the future, allowing up to 60 seconds of clock difference.",
                 ]),
                 Block::TokenVerification,
+                Block::Text(
+                    "To try a token before your own API is ready, run the example plugin API from the Latch source tree. It checks tokens exactly as listed above and answers GET /whoami with the caller's sub:",
+                ),
+                Block::ExampleApi,
             ],
         },
     ],

@@ -48,4 +48,6 @@ pub enum Block {
     CustomDomainNotice,
     /// Issuer, JWKS URL and the audience form.
     TokenVerification,
+    /// The command that runs the example plugin API against this server.
+    ExampleApi,
 }

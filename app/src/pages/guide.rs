@@ -108,6 +108,22 @@ fn render_block(block: &Block, data: &GuideData) -> AnyView {
             <CustomDomainNotice domain=data.endpoints.custom_domain.clone() />
         }
         .into_any(),
+        Block::ExampleApi => {
+            let audience = app.audience.clone().unwrap_or_else(|| app.id.clone());
+            let command = format!(
+                "cargo run -p server --example plugin_api -- \\\n    --issuer {} \\\n    --audience {audience}\ncurl -H \"Authorization: Bearer $ACCESS_TOKEN\" http://127.0.0.1:4000/whoami",
+                data.endpoints.issuer
+            );
+            view! {
+                <pre
+                    data-testid="example-api-command"
+                    class="overflow-x-auto rounded-md bg-slate-900 p-4 font-mono text-xs text-slate-100"
+                >
+                    {command}
+                </pre>
+            }
+            .into_any()
+        }
         Block::TokenVerification => view! {
             <TokenVerification
                 app_id=app.id.clone()
