@@ -21,6 +21,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand::rngs::OsRng;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    TryInsertResult,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -134,13 +135,17 @@ fn cache() -> &'static KeyCache {
 /// algorithm already exists.
 ///
 /// The key id of a new key is the algorithm and a generation number
-/// (`es256-1`). Two instances that start at once generate different keys
-/// with the same id, and the insert ignores the loser, so both end up
-/// using the row that won.
+/// (`es256-1`), both taken from one read of the table. Two instances that
+/// start at once read the same rows, so they pick the same id, and the
+/// insert ignores the second key. Both then sign with the row that won.
 pub async fn ensure_signing_keys(db: &impl ConnectionTrait, now: i64) -> Result<(), KeyError> {
     for alg in SigningAlg::ALL {
-        if active_rows(db, alg).await?.is_empty() {
-            add_signing_key(db, alg, now).await?;
+        let rows = signing_key::Entity::find()
+            .filter(signing_key::Column::Alg.eq(alg.as_str()))
+            .all(db)
+            .await?;
+        if rows.iter().all(|row| row.retired_at.is_some()) {
+            insert_key(db, alg, rows.len() as u64 + 1, now).await?;
         }
     }
     Ok(())
@@ -159,6 +164,17 @@ pub async fn add_signing_key(
         .count(db)
         .await?
         + 1;
+    insert_key(db, alg, generation, now).await
+}
+
+/// Generates a key with id `<alg>-<generation>` and inserts it unless a
+/// key with that id exists. Returns the id.
+async fn insert_key(
+    db: &impl ConnectionTrait,
+    alg: SigningAlg,
+    generation: u64,
+    now: i64,
+) -> Result<String, KeyError> {
     let kid = format!("{}-{generation}", alg.as_str().to_ascii_lowercase());
     let (private_pem, public_jwk) = generate(alg, &kid)?;
     let row = signing_key::ActiveModel {
@@ -169,11 +185,15 @@ pub async fn add_signing_key(
         created_at: Set(now),
         retired_at: Set(None),
     };
-    signing_key::Entity::insert(row)
+    let result = signing_key::Entity::insert(row)
         .on_conflict_do_nothing_on([signing_key::Column::Kid])
         .exec(db)
         .await?;
-    tracing::info!(target: "audit", %kid, "signing key created");
+    if matches!(result, TryInsertResult::Inserted(_)) {
+        tracing::info!(target: "audit", %kid, "signing key created");
+    } else {
+        tracing::info!(%kid, "another instance created the signing key first");
+    }
     Ok(kid)
 }
 
