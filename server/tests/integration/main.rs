@@ -6,6 +6,7 @@ mod common;
 mod authorize;
 mod browser;
 mod console;
+mod crash;
 mod discovery;
 mod sign_in;
 mod token;
