@@ -1,6 +1,6 @@
 //! Kills the real `latch` binary with SIGKILL in the middle of a load of
 //! code exchanges and refresh rotations, restarts it on the same database,
-//! and checks that nothing whose answer reached the client was lost.
+//! and checks that no grant whose response reached the client was lost.
 //!
 //! The backend comes from `LATCH_TEST_BACKEND`, through [`TestDatabase`].
 
@@ -16,7 +16,7 @@ use std::time::Instant;
 
 /// Concurrent clients during the load.
 const WORKERS: usize = 6;
-/// Refreshes each client makes with one token family before it asks for a
+/// Refreshes each client makes with one token family before it requests a
 /// new code.
 const REFRESHES_PER_CODE: usize = 4;
 /// Token responses the clients must have received before the kill, one
@@ -36,12 +36,12 @@ struct Chain {
 #[derive(Debug, Default)]
 struct Ledger {
     chains: Vec<Chain>,
-    /// Answers other than the expected ones, received before the kill.
+    /// Unexpected responses received before the kill.
     unexpected: Vec<String>,
 }
 
 /// Runs one client: sign in through the session cookie, redeem the code,
-/// refresh a few times, repeat, until a request gets no answer.
+/// refresh a few times, repeat, until a request gets no response.
 async fn client_loop(base_url: String, app: App, session: String, answered: Arc<AtomicUsize>) -> Ledger {
     let http = client();
     let token_url = format!("{base_url}/oidc/token");
@@ -123,8 +123,8 @@ enum Grant<'a> {
     Refresh(&'a str),
 }
 
-/// Sends a token request and returns the answer, or `None` when no
-/// complete answer arrived.
+/// Sends a token request and returns the response, or `None` when no
+/// complete response arrived.
 async fn try_token_request(
     http: &reqwest::Client,
     token_url: &str,
@@ -154,7 +154,7 @@ async fn try_token_request(
         .await
         .ok()?;
     let status = response.status().as_u16();
-    // A body cut off by the kill does not count as an answer.
+    // A body cut off by the kill does not count as a response.
     let text = response.text().await.ok()?;
     Some((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
 }
@@ -230,9 +230,9 @@ async fn crash_round(answers_before_kill: usize) {
     for session in sessions {
         workers.spawn(client_loop(server.base_url.clone(), app.clone(), session, answered.clone()));
     }
-    // Kill once enough answers arrived, while every client still sends.
+    // Kill once enough responses arrived, while every client still sends.
     while answered.load(Ordering::SeqCst) < answers_before_kill {
-        assert!(!workers.is_empty() && workers.len() == WORKERS, "a client stopped before the kill");
+        assert_eq!(workers.len(), WORKERS, "a client stopped before the kill");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     server.kill_hard().await;
@@ -242,7 +242,7 @@ async fn crash_round(answers_before_kill: usize) {
         ledgers.push(ledger.expect("client task finished"));
     }
     let unexpected: Vec<_> = ledgers.iter().flat_map(|ledger| ledger.unexpected.iter()).collect();
-    assert!(unexpected.is_empty(), "answers before the kill: {unexpected:?}");
+    assert!(unexpected.is_empty(), "responses before the kill: {unexpected:?}");
     let chains: Vec<&Chain> = ledgers.iter().flat_map(|ledger| ledger.chains.iter()).collect();
     assert!(chains.len() >= WORKERS, "every client redeemed a code");
     let tokens: usize = chains.iter().map(|chain| chain.tokens.len()).sum();

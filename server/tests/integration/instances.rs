@@ -109,7 +109,7 @@ impl Pair {
     }
 }
 
-/// An HTTP client that neither follows redirects nor keeps cookies.
+/// Builds an HTTP client that neither follows redirects nor keeps cookies.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -194,7 +194,7 @@ pub async fn post(http: &reqwest::Client, url: &str, pairs: &[(&str, &str)], coo
         .expect("POST is answered")
 }
 
-/// Status and JSON body; `Null` when the body is not JSON.
+/// Returns the status and the JSON body, or `Null` when the body is not JSON.
 pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.expect("body read");
@@ -333,7 +333,7 @@ fn verify_with(key_set: &Value, jwt: &str) -> Value {
 }
 
 #[tokio::test]
-async fn authorization_started_at_one_instance_completes_at_the_other() {
+async fn authorization_crosses_instances() {
     let pair = Pair::start().await;
     let http = &pair.http;
     let app = register_app(pair.db()).await;
@@ -432,7 +432,7 @@ async fn authorization_started_at_one_instance_completes_at_the_other() {
 }
 
 /// Sends `bodies` to the token endpoints of both instances at once,
-/// alternating between them, and returns every answer.
+/// alternating between them, and returns every response.
 async fn burst(pair: &Pair, bodies: Vec<String>) -> Vec<(u16, Value)> {
     let mut tasks = tokio::task::JoinSet::new();
     for (index, body) in bodies.into_iter().enumerate() {
@@ -458,7 +458,7 @@ async fn burst(pair: &Pair, bodies: Vec<String>) -> Vec<(u16, Value)> {
 }
 
 #[tokio::test]
-async fn concurrent_redemptions_at_two_instances_succeed_once() {
+async fn cross_instance_redemptions_succeed_once() {
     let pair = Pair::start().await;
     let app = register_app(pair.db()).await;
     let user_id = insert_user(pair.db(), "ada").await;
@@ -482,22 +482,22 @@ async fn concurrent_redemptions_at_two_instances_succeed_once() {
         }
         assert_eq!(winners.len(), 1, "round {round}: {answers:?}");
 
-        // The one answer's refresh token is the code's only one. A losing
-        // request that came in after the win revokes the code's family,
-        // as a reused code must (RFC 6749 section 4.1.2).
+        // The winning response carries the code's only refresh token. A
+        // losing request that arrives after the win revokes the code's
+        // family, as RFC 6749 section 4.1.2 recommends for a reused code.
         let rows = refresh_token::Entity::find()
             .filter(refresh_token::Column::CodeHash.eq(sha256_hex(&code)))
             .all(pair.db())
             .await
             .unwrap();
         assert_eq!(rows.len(), 1, "round {round}: one refresh token per code");
-        let token = winners[0]["refresh_token"].as_str().expect("refresh token in the answer");
+        let token = winners[0]["refresh_token"].as_str().expect("refresh token in the response");
         assert_eq!(rows[0].token_hash, sha256_hex(token), "round {round}");
     }
 }
 
 #[tokio::test]
-async fn concurrent_refreshes_at_two_instances_yield_one_pair() {
+async fn cross_instance_refreshes_yield_one_pair() {
     let pair = Pair::start().await;
     let app = register_app(pair.db()).await;
     let user_id = insert_user(pair.db(), "ada").await;
@@ -557,10 +557,10 @@ pub struct LatchProcess {
 
 impl LatchProcess {
     /// Starts `latch` with `database_url` on a free loopback port, logging
-    /// to `log`. Does not wait for it to answer.
+    /// to `log`. Returns without waiting for it to listen.
     pub fn spawn(database_url: &str, data_dir: &Path, log: PathBuf) -> Self {
-        // The port is found by binding and releasing it; nothing else on
-        // this machine is expected to take it in between.
+        // The port is found by binding and releasing it. Another program
+        // could take it in between, which then fails the start.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("free port")
@@ -666,11 +666,11 @@ async fn start_together(migrated: bool) {
 }
 
 #[tokio::test]
-async fn instances_started_together_on_a_fresh_database_agree() {
+async fn simultaneous_start_on_empty_database() {
     start_together(false).await;
 }
 
 #[tokio::test]
-async fn instances_started_together_on_a_migrated_database_create_one_key_per_algorithm() {
+async fn simultaneous_start_creates_one_key_per_algorithm() {
     start_together(true).await;
 }
