@@ -359,8 +359,10 @@ where
     })
 }
 
-/// Handles a token that was already rotated: inside the grace window the
-/// same successor comes back; after it the family is revoked.
+/// Handles a token that was already rotated. Inside the grace window, and
+/// only while its successor has not been used, the same successor comes
+/// back: the client may have lost the first response. Otherwise the token
+/// is being replayed, so the family is revoked (RFC 9700 section 4.14.2).
 async fn successor_within_grace(
     db: &impl ConnectionTrait,
     row: &refresh_token::Model,
@@ -369,7 +371,12 @@ async fn successor_within_grace(
     rotated_at: i64,
     now: i64,
 ) -> Result<IssuedRefreshToken, GrantError> {
-    if now - rotated_at > REFRESH_REUSE_GRACE_SECS {
+    let successor = derive_successor(request.derivation_key, presented)?;
+    let successor_row = refresh_token::Entity::find_by_id(ids::sha256_hex(&successor))
+        .one(db)
+        .await?;
+    let successor_used = successor_row.as_ref().is_none_or(|successor| successor.rotated_at.is_some());
+    if now - rotated_at > REFRESH_REUSE_GRACE_SECS || successor_used {
         revoke_family(db, &row.family_id, now).await?;
         tracing::warn!(
             target: "audit",
@@ -379,11 +386,7 @@ async fn successor_within_grace(
         );
         return Err(GrantError::RefreshReused);
     }
-    let successor = derive_successor(request.derivation_key, presented)?;
-    let successor_row = refresh_token::Entity::find_by_id(ids::sha256_hex(&successor))
-        .one(db)
-        .await?
-        .ok_or(GrantError::RefreshReused)?;
+    let successor_row = successor_row.ok_or(GrantError::RefreshReused)?;
     if successor_row.revoked_at.is_some() {
         return Err(GrantError::RefreshRevoked);
     }

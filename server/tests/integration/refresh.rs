@@ -83,6 +83,25 @@ async fn retry_within_grace_returns_same_token() {
 }
 
 #[tokio::test]
+async fn replay_after_successor_used_revokes_family() {
+    let (server, client, tokens) = signed_in().await;
+    let old = refresh_token_of(&tokens);
+    let (_, renewed) = refresh(&server, &client, &old).await;
+    let successor = refresh_token_of(&renewed);
+    let (status, newest) = refresh(&server, &client, &successor).await;
+    assert_eq!(status, 200, "{newest}");
+
+    // Still inside the grace window, but the client has already used the
+    // successor, so the old token can only be a replay.
+    let (status, answer) = refresh(&server, &client, &old).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"], "invalid_grant");
+    let (status, answer) = refresh(&server, &client, &refresh_token_of(&newest)).await;
+    assert_eq!(status, 400, "the family dies with the replay: {answer}");
+    assert!(live_rows(&server).await.is_empty());
+}
+
+#[tokio::test]
 async fn reuse_after_grace_revokes_family() {
     let (server, client, tokens) = signed_in().await;
     let old = refresh_token_of(&tokens);
