@@ -29,6 +29,29 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
                 .foreign_keys(true)
         });
     let db = Database::connect(options).await?;
-    Migrator::up(&db, None).await?;
+    migrate(&db).await?;
     Ok(db)
+}
+
+/// How many times start-up retries migrations that failed because another
+/// instance was applying them at the same moment.
+const MIGRATION_ATTEMPTS: u32 = 10;
+
+/// Applies pending migrations. When several instances start together on a
+/// fresh database, all but one fail on tables the first has just created;
+/// each migration runs in its own transaction, so a loser waits, then
+/// finds those migrations applied and continues with what is left.
+async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let mut attempt = 1;
+    loop {
+        match Migrator::up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < MIGRATION_ATTEMPTS => {
+                tracing::warn!(%error, attempt, "migration failed, probably applied concurrently by another instance; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
