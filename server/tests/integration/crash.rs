@@ -262,7 +262,7 @@ async fn crash_round(answers_before_kill: usize) {
     let token_url = restarted.url("/oidc/token");
 
     // The newest token of every chain still works. When the request that
-    // rotated it lost its answer in the kill, a retry inside the grace
+    // rotated it lost its response in the kill, a retry inside the grace
     // window returns that same successor.
     let mut lost_answers = 0;
     for chain in &chains {
@@ -291,8 +291,8 @@ async fn crash_round(answers_before_kill: usize) {
         "the checks of the newest tokens ran inside the grace window"
     );
 
-    // Every older token was rotated by a request whose answer the client
-    // holds: its successor is the next token of the chain.
+    // Every older token was rotated by a request whose response the client
+    // received, so its successor is the next token of the chain.
     for chain in &chains {
         for pair in chain.tokens.windows(2) {
             let row = refresh_token::Entity::find_by_id(sha256_hex(&pair[0]))
@@ -306,7 +306,7 @@ async fn crash_round(answers_before_kill: usize) {
         }
     }
 
-    // Every code that was answered with tokens stays consumed.
+    // Every code that the client exchanged for tokens stays consumed.
     for chain in &chains {
         let row = authorization_code::Entity::find_by_id(sha256_hex(&chain.code))
             .one(&db)

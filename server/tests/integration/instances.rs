@@ -596,7 +596,7 @@ impl LatchProcess {
         format!("{}{path}", self.base_url)
     }
 
-    /// Waits until `/healthz` answers 200. Panics with the process log
+    /// Waits until `/healthz` returns 200. Panics with the process log
     /// when it exits first or takes longer than a minute.
     pub async fn wait_healthy(&mut self, http: &reqwest::Client) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -619,7 +619,7 @@ impl LatchProcess {
         self.child.kill().await.expect("SIGKILL delivered");
     }
 
-    /// The process's standard error so far.
+    /// Reads what the process wrote to standard error so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
