@@ -2,10 +2,10 @@
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Lets only loopback peers reach console pages and server functions.
 ///
@@ -18,7 +18,20 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
     match peer {
-        Some(ip) if ip.is_loopback() => next.run(request).await,
+        Some(ip) if ip.is_loopback() => {
+            if let Some(reason) = browser_attack(request.headers()) {
+                tracing::warn!(
+                    reason,
+                    "console request rejected because a page of another site may have sent it"
+                );
+                return (
+                    StatusCode::FORBIDDEN,
+                    "The console accepts requests only from its own pages, reached as localhost or a loopback address.",
+                )
+                    .into_response();
+            }
+            next.run(request).await
+        }
         _ => {
             tracing::warn!(peer = ?peer, "console request from a non-loopback address rejected");
             (
@@ -30,6 +43,67 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
     }
 }
 
+/// Tells why a request from a loopback peer may still come from a page
+/// of another site in the operator's browser, or `None` when it cannot.
+///
+/// A `Host` other than a loopback name means DNS rebinding: a foreign name
+/// resolving to 127.0.0.1 makes the console same-origin with that page.
+/// An `Origin` other than the console's own means a cross-origin post,
+/// which a plain HTML form sends without a CORS preflight.
+fn browser_attack(headers: &HeaderMap) -> Option<&'static str> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    if let Some(host) = host
+        && !is_loopback_authority(host)
+    {
+        return Some("the Host header is not a loopback name");
+    }
+    let site = headers
+        .get("sec-fetch-site")
+        .and_then(|value| value.to_str().ok());
+    if site.is_some_and(|site| {
+        site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site")
+    }) {
+        return Some("Sec-Fetch-Site says another site sent the request");
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let own = host.is_some_and(|host| {
+            origin
+                .to_str()
+                .ok()
+                .and_then(|origin| {
+                    origin
+                        .strip_prefix("http://")
+                        .or_else(|| origin.strip_prefix("https://"))
+                })
+                .is_some_and(|authority| authority.eq_ignore_ascii_case(host))
+        });
+        if !own {
+            return Some("the Origin header names another origin");
+        }
+    }
+    None
+}
+
+/// Tells whether `authority` (`host` or `host:port`) names this machine:
+/// `localhost`, a name under `.localhost`, or a loopback IP literal.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inside, _)) => inside,
+            None => return false,
+        },
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,7 +112,10 @@ mod tests {
     use tower::ServiceExt;
 
     fn request_from(ip: [u8; 4]) -> Request<Body> {
-        let mut request = Request::builder().uri("/console").body(Body::empty()).unwrap_or_default();
+        let mut request = Request::builder()
+            .uri("/console")
+            .body(Body::empty())
+            .unwrap_or_default();
         request
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::from((ip, 40000))));
@@ -53,13 +130,19 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_peer_reaches_console() {
-        let response = guarded().oneshot(request_from([127, 0, 0, 1])).await.unwrap();
+        let response = guarded()
+            .oneshot(request_from([127, 0, 0, 1]))
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
 
     #[tokio::test]
     async fn remote_peer_is_forbidden() {
-        let response = guarded().oneshot(request_from([10, 0, 0, 7])).await.unwrap();
+        let response = guarded()
+            .oneshot(request_from([10, 0, 0, 7]))
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod attacks;
 mod authorize;
 mod browser;
 mod console;

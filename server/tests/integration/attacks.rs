@@ -1,0 +1,146 @@
+//! Attacks on a running server: each test sends what a hostile page,
+//! client or user could send and checks that the server rejects it.
+
+use crate::common::TestServer;
+use app::model::{ApplicationDetails, ApplicationKind};
+use app::ssr::applications::{self, NewApplication};
+use reqwest::StatusCode;
+
+const CALLBACK: &str = "https://rp.example/cb";
+
+async fn create_app(server: &TestServer) -> ApplicationDetails {
+    let input = NewApplication {
+        name: "Target plugin".into(),
+        kind: ApplicationKind::ChatgptPlugin,
+        redirect_uris: vec![CALLBACK.into()],
+        always_issue_refresh_token: true,
+    };
+    applications::create_application(server.db(), input, 1_700_000_000)
+        .await
+        .unwrap()
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// A page on another site in the operator's browser posts a plain HTML
+/// form to the console on 127.0.0.1. The browser sends it without a CORS
+/// preflight, from a loopback peer, with the page's origin.
+#[tokio::test]
+async fn console_rejects_cross_site_form_post() {
+    let server = TestServer::start().await;
+    let app = create_app(&server).await;
+    let response = server
+        .http
+        .post(server.url("/api/save_redirect_uris"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .body(form(&[
+            ("id", &app.id),
+            ("uris[0]", "https://evil.example/steal"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let stored = applications::get_application(server.db(), &app.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.redirect_uris, vec![CALLBACK.to_owned()]);
+}
+
+/// A page from another local port is another origin too.
+#[tokio::test]
+async fn console_rejects_post_from_another_local_origin() {
+    let server = TestServer::start().await;
+    let app = create_app(&server).await;
+    let response = server
+        .http
+        .post(server.url("/api/delete_application"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "http://127.0.0.1:1")
+        .body(form(&[("id", &app.id)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        applications::get_application(server.db(), &app.id)
+            .await
+            .is_ok()
+    );
+}
+
+/// DNS rebinding: a name the attacker controls resolves to 127.0.0.1, so
+/// the browser reaches the console as that name and the page reads the
+/// answer as same-origin. The Host header still names the attacker.
+#[tokio::test]
+async fn console_rejects_foreign_host_name() {
+    let server = TestServer::start().await;
+    let app = create_app(&server).await;
+    let port = server.base_url.rsplit(':').next().unwrap().to_owned();
+    let host = format!("rebind.evil.example:{port}");
+    let response = server
+        .http
+        .post(server.url("/api/get_guide"))
+        .header("host", host.as_str())
+        .header("origin", format!("http://{host}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("id", &app.id)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body = response.text().await.unwrap();
+    assert!(
+        !body.contains(&app.secrets[0].value),
+        "the secret leaked: {body}"
+    );
+
+    let page = server
+        .http
+        .get(server.url("/console"))
+        .header("host", host.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+}
+
+/// The console's own pages post with their own origin, and scripts send
+/// no Origin at all; both still work, by name and by address.
+#[tokio::test]
+async fn console_accepts_same_origin_and_loopback_names() {
+    let server = TestServer::start().await;
+    let app = create_app(&server).await;
+    let port = server.base_url.rsplit(':').next().unwrap().to_owned();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+    ] {
+        for origin in [None, Some(format!("http://{host}"))] {
+            let mut request = server
+                .http
+                .post(server.url("/api/get_guide"))
+                .header("host", host.as_str())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[("id", &app.id)]));
+            if let Some(origin) = &origin {
+                request = request
+                    .header("origin", origin.as_str())
+                    .header("sec-fetch-site", "same-origin");
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "host {host}, origin {origin:?}"
+            );
+        }
+    }
+}
