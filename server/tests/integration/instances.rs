@@ -674,3 +674,36 @@ async fn simultaneous_start_on_empty_database() {
 async fn simultaneous_start_creates_one_key_per_algorithm() {
     start_together(true).await;
 }
+
+/// Opens a fresh database from two tasks of one process at the same
+/// moment, ten times, through `server::prepare` as each instance does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_prepare_on_empty_database() {
+    for round in 0..10 {
+        let database = TestDatabase::create().await;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = server::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: Some(url::Url::parse(PUBLIC_URL).unwrap()),
+            data_dir: dir.path().to_path_buf(),
+            database_url: Some(database.url.clone()),
+            site_root: Some(dir.path().to_path_buf()),
+        };
+        let first = tokio::spawn({
+            let config = config.clone();
+            async move { server::prepare(&config).await }
+        });
+        let second = tokio::spawn({
+            let config = config.clone();
+            async move { server::prepare(&config).await }
+        });
+        let first = first.await.unwrap().unwrap_or_else(|error| panic!("round {round}: first: {error:#}"));
+        let second = second.await.unwrap().unwrap_or_else(|error| panic!("round {round}: second: {error:#}"));
+
+        let keys = signing_key::Entity::find().all(&first.db).await.unwrap();
+        let kids: Vec<_> = keys.iter().map(|key| key.kid.as_str()).collect();
+        assert_eq!(keys.len(), 2, "round {round}: stored keys {kids:?}");
+        let _ = first.db.close().await;
+        let _ = second.db.close().await;
+    }
+}
