@@ -64,6 +64,9 @@ const KNOWN_PARAMETERS: [&str; 13] = [
 ];
 /// Maximum length of `nonce`, in bytes.
 const MAX_NONCE_LEN: usize = 512;
+/// Maximum length of `state`, in bytes. Every request stores its state
+/// and returns it in a `Location` header, so its size must be bounded.
+const MAX_STATE_LEN: usize = 2048;
 /// Length of an S256 `code_challenge`: base64url of 32 bytes, unpadded.
 const S256_CHALLENGE_LEN: usize = 43;
 
@@ -215,7 +218,10 @@ async fn authorize(state: &AppState, headers: &HeaderMap, params: Params, now: i
     };
     // check_client has verified both parameters.
     let redirect_uri = params.get("redirect_uri").unwrap_or_default();
-    let state_param = params.get("state");
+    // An oversized state is left out of the error redirect as well.
+    let state_param = params
+        .get("state")
+        .filter(|value| value.len() <= MAX_STATE_LEN);
 
     let (request, prompt_none) = match validate(&params, &application) {
         Ok(valid) => valid,
@@ -383,6 +389,15 @@ fn validate(
     {
         return Err(AuthorizeError::invalid(
             "The nonce is longer than 512 bytes.",
+        ));
+    }
+
+    if params
+        .get("state")
+        .is_some_and(|state| state.len() > MAX_STATE_LEN)
+    {
+        return Err(AuthorizeError::invalid(
+            "The state is longer than 2048 bytes.",
         ));
     }
 

@@ -144,3 +144,47 @@ async fn console_accepts_same_origin_and_loopback_names() {
         }
     }
 }
+
+/// Anyone can start an authorization request. An unbounded `state` would
+/// store up to the body limit per request and come back in a `Location`
+/// header too long for browsers.
+#[tokio::test]
+async fn authorize_rejects_oversized_state() {
+    use app::ssr::entities::interaction;
+    use sea_orm::{EntityTrait, PaginatorTrait};
+
+    let server = TestServer::start().await;
+    let app = create_app(&server).await;
+    let huge_state = "s".repeat(200_000);
+    let response = server
+        .http
+        .post(server.url("/oidc/auth"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("response_type", "code"),
+            ("client_id", &app.id),
+            ("redirect_uri", CALLBACK),
+            ("state", &huge_state),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(CALLBACK), "{location}");
+    assert!(location.contains("error=invalid_request"), "{location}");
+    assert!(
+        location.len() < 4096,
+        "Location is {} bytes",
+        location.len()
+    );
+
+    let stored = interaction::Entity::find()
+        .count(server.db())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, 0,
+        "no interaction is stored for the rejected request"
+    );
+}
