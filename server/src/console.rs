@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
@@ -30,7 +30,9 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
                 )
                     .into_response();
             }
-            next.run(request).await
+            let mut response = next.run(request).await;
+            add_console_headers(response.headers_mut());
+            response
         }
         _ => {
             tracing::warn!(peer = ?peer, "console request from a non-loopback address rejected");
@@ -40,6 +42,21 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+/// Adds the headers of every console response. The pages show client
+/// secrets, so no other page may frame them and no cache may keep them.
+fn add_console_headers(headers: &mut HeaderMap) {
+    let pairs = [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in pairs {
+        headers.insert(name, HeaderValue::from_static(value));
     }
 }
 

@@ -188,3 +188,35 @@ async fn authorize_rejects_oversized_state() {
         "no interaction is stored for the rejected request"
     );
 }
+
+/// The console shows client secrets. Another page must not frame it to
+/// trick the operator into clicking, and no cache may keep its answers.
+#[tokio::test]
+async fn console_forbids_framing_and_caching() {
+    let server = TestServer::start().await;
+    let app = create_app(&server).await;
+    let page = server
+        .http
+        .get(server.url("/console"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers();
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+
+    let guide = server
+        .http
+        .post(server.url("/api/get_guide"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("id", &app.id)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(guide.status(), StatusCode::OK);
+    assert_eq!(guide.headers()["cache-control"], "no-store");
+}
