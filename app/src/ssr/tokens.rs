@@ -188,6 +188,8 @@ pub fn user_claims(user: &user::Model, scope: &str) -> serde_json::Map<String, s
         && let Some(email) = &user.email
     {
         claims.insert("email".into(), email.clone().into());
+        // Latch never confirms that the user owns the address.
+        claims.insert("email_verified".into(), false.into());
     }
     claims
 }

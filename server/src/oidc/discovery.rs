@@ -80,7 +80,7 @@ pub fn document(issuer: &str) -> serde_json::Value {
         "scopes_supported": SUPPORTED_SCOPES,
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce",
-            "name", "preferred_username", "updated_at", "email",
+            "name", "preferred_username", "updated_at", "email", "email_verified",
         ],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": client_auth_methods,

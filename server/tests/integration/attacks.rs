@@ -220,3 +220,38 @@ async fn console_forbids_framing_and_caching() {
     assert_eq!(guide.status(), StatusCode::OK);
     assert_eq!(guide.headers()["cache-control"], "no-store");
 }
+
+/// Anyone can register with someone else's address, because Latch never
+/// confirms it. Tokens must say so, or an API that links accounts by email
+/// hands the victim's account to the attacker.
+#[tokio::test]
+async fn unconfirmed_email_is_marked_unverified() {
+    use crate::fixtures::{CodeSpec, claims_of, code, confidential_client, redeem, user};
+
+    let server = TestServer::start().await;
+    let client = confidential_client(&server).await;
+    let user_id = user(&server).await;
+    let spec = CodeSpec {
+        scope: "openid email".into(),
+        ..CodeSpec::default()
+    };
+    let code = code(&server, &client, &user_id, spec).await;
+    let (status, tokens) = redeem(&server, &client, &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id_claims = claims_of(tokens["id_token"].as_str().unwrap());
+    assert!(id_claims["email"].is_string(), "{id_claims}");
+    assert_eq!(id_claims["email_verified"], false, "{id_claims}");
+
+    let userinfo: serde_json::Value = server
+        .http
+        .get(server.url("/oidc/me"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(userinfo["email"].is_string(), "{userinfo}");
+    assert_eq!(userinfo["email_verified"], false, "{userinfo}");
+}
