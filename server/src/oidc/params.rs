@@ -84,6 +84,11 @@ fn parse_json(body: &[u8]) -> Result<Params, OAuthError> {
             "The JSON body must be an object.",
         ));
     };
+    // serde_json keeps the last of repeated members, so read the body
+    // again to find them.
+    if serde_json::from_slice::<UniqueMembers>(body).is_err() {
+        return Err(OAuthError::InvalidRequest("A parameter is repeated."));
+    }
     let mut params = HashMap::new();
     for (name, value) in object {
         let serde_json::Value::String(text) = value else {
@@ -94,6 +99,36 @@ fn parse_json(body: &[u8]) -> Result<Params, OAuthError> {
         params.insert(name, text);
     }
     Ok(Params(params))
+}
+
+/// A JSON object that deserializes only when no member name repeats.
+struct UniqueMembers;
+
+impl<'de> serde::Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(UniqueMembersVisitor)
+    }
+}
+
+struct UniqueMembersVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueMembersVisitor {
+    type Value = UniqueMembers;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object without repeated member names")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            if !seen.insert(name) {
+                return Err(serde::de::Error::custom("a member name is repeated"));
+            }
+        }
+        Ok(UniqueMembers)
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +187,15 @@ mod tests {
                 "{body:?}"
             );
         }
+    }
+
+    #[test]
+    fn repeated_json_member_is_rejected() {
+        let result = parse_body(
+            &headers("application/json"),
+            br#"{"a":"1","b":"2","a":"3"}"#,
+        );
+        assert!(matches!(result, Err(OAuthError::InvalidRequest(_))));
     }
 
     #[test]

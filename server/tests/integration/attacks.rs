@@ -255,3 +255,30 @@ async fn unconfirmed_email_is_marked_unverified() {
     assert!(userinfo["email"].is_string(), "{userinfo}");
     assert_eq!(userinfo["email_verified"], false, "{userinfo}");
 }
+
+/// A JSON body that names a parameter twice is as ambiguous as a repeated
+/// form field: a proxy that reads the first value and Latch, which would
+/// read the last, disagree about what was asked.
+#[tokio::test]
+async fn token_rejects_repeated_json_member() {
+    use crate::fixtures::confidential_client;
+
+    let server = TestServer::start().await;
+    let client = confidential_client(&server).await;
+    let body = format!(
+        r#"{{"grant_type":"password","grant_type":"refresh_token","refresh_token":"x","client_id":"{}","client_secret":"{}"}}"#,
+        client.id,
+        client.secret()
+    );
+    let response = server
+        .http
+        .post(server.url("/oidc/token"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["error"], "invalid_request", "{answer}");
+}
