@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
@@ -19,7 +19,7 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
         .map(|info| info.0.ip());
     match peer {
         Some(ip) if ip.is_loopback() => {
-            if let Some(reason) = browser_attack(request.headers()) {
+            if let Some(reason) = browser_attack(request.method(), request.headers()) {
                 tracing::warn!(
                     reason,
                     "console request rejected because a page of another site may have sent it"
@@ -67,7 +67,7 @@ fn add_console_headers(headers: &mut HeaderMap) {
 /// resolving to 127.0.0.1 makes the console same-origin with that page.
 /// An `Origin` other than the console's own means a cross-origin post,
 /// which a plain HTML form sends without a CORS preflight.
-fn browser_attack(headers: &HeaderMap) -> Option<&'static str> {
+fn browser_attack(method: &Method, headers: &HeaderMap) -> Option<&'static str> {
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok());
@@ -79,9 +79,17 @@ fn browser_attack(headers: &HeaderMap) -> Option<&'static str> {
     let site = headers
         .get("sec-fetch-site")
         .and_then(|value| value.to_str().ok());
-    if site.is_some_and(|site| {
-        site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site")
-    }) {
+    let fetch_value = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    // Following a link from another site opens the console in a tab that
+    // the other site cannot read, so a top-level GET is let through.
+    let top_level_link = method == Method::GET
+        && fetch_value("sec-fetch-mode") == Some("navigate")
+        && fetch_value("sec-fetch-dest") == Some("document");
+    if !top_level_link
+        && site.is_some_and(|site| {
+            site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site")
+        })
+    {
         return Some("Sec-Fetch-Site says another site sent the request");
     }
     if let Some(origin) = headers.get(header::ORIGIN) {

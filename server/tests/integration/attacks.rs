@@ -282,3 +282,45 @@ async fn token_rejects_repeated_json_member() {
     let answer: serde_json::Value = response.json().await.unwrap();
     assert_eq!(answer["error"], "invalid_request", "{answer}");
 }
+
+/// A link on another site that opens the console in a tab is harmless,
+/// because the linking page cannot read the tab. Only the link is allowed:
+/// the same page may not load the console as a frame or a script.
+#[tokio::test]
+async fn console_allows_cross_site_link_only() {
+    let server = TestServer::start().await;
+    let navigation = server
+        .http
+        .get(server.url("/console"))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-dest", "document")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(navigation.status(), StatusCode::OK);
+
+    let frame = server
+        .http
+        .get(server.url("/console"))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-dest", "iframe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(frame.status(), StatusCode::FORBIDDEN);
+
+    let post = server
+        .http
+        .post(server.url("/api/list_applications"))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-dest", "document")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::FORBIDDEN);
+}
