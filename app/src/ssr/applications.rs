@@ -1,6 +1,6 @@
 //! Creating, reading, changing and deleting applications and their secrets.
 
-use super::entities::{application, application_secret};
+use super::entities::{application, application_secret, authorization_code, interaction, refresh_token};
 use super::ids;
 use crate::error::AppError;
 use crate::model::{ApplicationDetails, ApplicationKind, ApplicationSummary, SecretView, TokenContentType};
@@ -178,6 +178,23 @@ pub async fn delete_application(db: &impl ConnectionTrait, id: &str) -> Result<(
     if result.rows_affected == 0 {
         return Err(AppError::ApplicationNotFound(id.to_owned()));
     }
+    // These tables have no foreign key to the application. Removing the
+    // refresh tokens also ends the access tokens that name their family.
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::ApplicationId.eq(id))
+        .exec(db)
+        .await
+        .map_err(internal)?;
+    authorization_code::Entity::delete_many()
+        .filter(authorization_code::Column::ApplicationId.eq(id))
+        .exec(db)
+        .await
+        .map_err(internal)?;
+    interaction::Entity::delete_many()
+        .filter(interaction::Column::ApplicationId.eq(id))
+        .exec(db)
+        .await
+        .map_err(internal)?;
     tracing::info!(target: "audit", application_id = %id, "application deleted");
     Ok(())
 }

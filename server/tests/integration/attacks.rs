@@ -324,3 +324,55 @@ async fn console_allows_cross_site_link_only() {
         .unwrap();
     assert_eq!(post.status(), StatusCode::FORBIDDEN);
 }
+
+/// Deleting an application must end what it was granted. Its refresh
+/// tokens stayed live, so its access tokens kept working at UserInfo.
+#[tokio::test]
+async fn deleted_application_loses_its_grants() {
+    use crate::fixtures::{CodeSpec, code, confidential_client, redeem, user};
+    use app::ssr::entities::{authorization_code, refresh_token};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    let server = TestServer::start().await;
+    let client = confidential_client(&server).await;
+    let user_id = user(&server).await;
+    let redeemed = code(&server, &client, &user_id, CodeSpec::default()).await;
+    let (status, tokens) = redeem(&server, &client, &redeemed).await;
+    assert_eq!(status, 200, "{tokens}");
+    let unused = code(&server, &client, &user_id, CodeSpec::default()).await;
+    assert!(!unused.is_empty());
+    let access_token = tokens["access_token"].as_str().unwrap();
+    let before = server
+        .http
+        .get(server.url("/oidc/me"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(before.status(), StatusCode::OK);
+
+    applications::delete_application(server.db(), &client.id)
+        .await
+        .unwrap();
+
+    let after = server
+        .http
+        .get(server.url("/oidc/me"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    let refresh_rows = refresh_token::Entity::find()
+        .filter(refresh_token::Column::ApplicationId.eq(client.id.as_str()))
+        .count(server.db())
+        .await
+        .unwrap();
+    assert_eq!(refresh_rows, 0);
+    let code_rows = authorization_code::Entity::find()
+        .filter(authorization_code::Column::ApplicationId.eq(client.id.as_str()))
+        .count(server.db())
+        .await
+        .unwrap();
+    assert_eq!(code_rows, 0);
+}
