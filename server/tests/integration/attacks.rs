@@ -190,7 +190,7 @@ async fn authorize_rejects_oversized_state() {
 }
 
 /// The console shows client secrets. Another page must not frame it to
-/// trick the operator into clicking, and no cache may keep its answers.
+/// trick the operator into clicking, and no cache may keep its responses.
 #[tokio::test]
 async fn console_forbids_framing_and_caching() {
     let server = TestServer::start().await;
@@ -222,7 +222,7 @@ async fn console_forbids_framing_and_caching() {
 }
 
 /// Anyone can register with someone else's address, because Latch never
-/// confirms it. Tokens must say so, or an API that links accounts by email
+/// confirms it. Tokens must mark it unverified, or an API that links accounts by email
 /// hands the victim's account to the attacker.
 #[tokio::test]
 async fn unconfirmed_email_is_marked_unverified() {
@@ -258,7 +258,7 @@ async fn unconfirmed_email_is_marked_unverified() {
 
 /// A JSON body that names a parameter twice is as ambiguous as a repeated
 /// form field: a proxy that reads the first value and Latch, which would
-/// read the last, disagree about what was asked.
+/// read the last, disagree about the request.
 #[tokio::test]
 async fn token_rejects_repeated_json_member() {
     use crate::fixtures::confidential_client;
@@ -325,8 +325,8 @@ async fn console_allows_cross_site_link_only() {
     assert_eq!(post.status(), StatusCode::FORBIDDEN);
 }
 
-/// Deleting an application must end what it was granted. Its refresh
-/// tokens stayed live, so its access tokens kept working at UserInfo.
+/// Deleting an application must end its grants. Its refresh tokens must
+/// go too, or its access tokens keep passing UserInfo until they expire.
 #[tokio::test]
 async fn deleted_application_loses_its_grants() {
     use crate::fixtures::{CodeSpec, code, confidential_client, redeem, user};
