@@ -47,13 +47,16 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
 
 /// Adds the headers of every console response. The pages show client
 /// secrets, so no other page may frame them and no cache may keep them.
+/// The referrer policy is `same-origin` rather than `no-referrer`: with
+/// `no-referrer`, Chromium sends `Origin: null` on form posts, and
+/// JavaScript-free forms need the `Referer` to be sent back to their page.
 fn add_console_headers(headers: &mut HeaderMap) {
     let pairs = [
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::CACHE_CONTROL, "no-store"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
     ];
     for (name, value) in pairs {
         headers.insert(name, HeaderValue::from_static(value));
