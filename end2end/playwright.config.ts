@@ -6,7 +6,9 @@ import { join } from "node:path";
 // One Latch server for the whole run, on its own port and its own SQLite
 // file. LATCH_BIN and LATCH_SITE_ROOT are set by scripts/test.
 const port = Number(process.env.LATCH_E2E_PORT ?? 3117);
-const dataDir = mkdtempSync(join(tmpdir(), "latch-e2e-"));
+// Workers load this file again; they inherit the folder through the
+// environment instead of making a new one.
+const dataDir = process.env.LATCH_E2E_DATA_DIR ?? mkdtempSync(join(tmpdir(), "latch-e2e-"));
 const bin = process.env.LATCH_BIN ?? "../target/debug/latch";
 const siteRoot = process.env.LATCH_SITE_ROOT ?? "../target/site";
 
