@@ -239,6 +239,9 @@ pub enum AccessTokenError {
     /// The token's refresh token family was revoked.
     #[error("the token's grant was revoked")]
     GrantRevoked,
+    /// The application the token was issued to has been deleted.
+    #[error("the token's application no longer exists")]
+    ClientDeleted,
     /// The key store or database failed.
     #[error("the server could not check the token: {0}")]
     Server(String),
@@ -246,8 +249,9 @@ pub enum AccessTokenError {
 
 /// Verifies an access token issued by `issuer`: header type, signature
 /// with the key named by `kid`, issuer, expiry against `now` with no
-/// leeway, and that its grant has not been revoked. The audience is not
-/// checked, because Latch's own endpoints accept tokens for any audience.
+/// leeway, that its application still exists and that its grant has not
+/// been revoked. The audience is not checked, because Latch's own
+/// endpoints accept tokens for any audience.
 pub async fn verify_access_token(
     db: &impl ConnectionTrait,
     issuer: &str,
@@ -278,6 +282,13 @@ pub async fn verify_access_token(
     }
     if claims.exp <= now {
         return Err(AccessTokenError::Expired);
+    }
+    let client = application::Entity::find_by_id(claims.client_id.clone())
+        .one(db)
+        .await
+        .map_err(|error| AccessTokenError::Server(error.to_string()))?;
+    if client.is_none() {
+        return Err(AccessTokenError::ClientDeleted);
     }
     if let Some(grant_id) = &claims.grant_id {
         let revoked = grants::is_family_revoked(db, grant_id)
