@@ -14,7 +14,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
-                <HydrationScripts options />
+                <HydrationScripts options islands=true />
                 <MetaTags />
             </head>
             <body class="min-h-screen bg-slate-50 text-slate-900">
@@ -28,11 +28,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 ///
 /// Pages render with [`SsrMode::Async`]: the server waits for their data and
 /// sends complete HTML, so they work before hydration and without
-/// JavaScript.
+/// JavaScript. Only the islands (the guide's widgets) hydrate; links load
+/// whole pages.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    mark_hydrated();
 
     view! {
         <Stylesheet id="latch" href="/pkg/latch.css" />
@@ -69,14 +69,16 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/console/settings") view=SettingsPage ssr=SsrMode::Async />
                 </Routes>
             </main>
+            <HydrationMarker />
         </Router>
     }
 }
 
-/// Marks the body with `data-hydrated` once the WASM has taken over, so
-/// browser tests know when event handlers are attached.
-fn mark_hydrated() {
-    #[cfg(feature = "hydrate")]
+/// Marks the body with `data-hydrated` once the WASM has taken over.
+/// Islands hydrate in document order and this one comes last, so browser
+/// tests know that every widget's event handlers are attached.
+#[island]
+fn HydrationMarker() -> impl IntoView {
     Effect::new(|_| {
         if let Some(body) = document().body() {
             let _ = body.set_attribute("data-hydrated", "");

@@ -1,8 +1,15 @@
-//! Hydrates the server-rendered console in the browser.
+//! Hydrates the interactive islands of the server-rendered console.
 
 /// Entry point that the generated JavaScript calls once the WASM loads.
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    // A server function that redirects (creating an application, say)
+    // sends the whole page to the new address: islands have no router.
+    let _ = leptos::server_fn::redirect::set_redirect_hook(|location| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.location().set_href(location);
+        }
+    });
+    leptos::mount::hydrate_islands();
 }

@@ -18,11 +18,14 @@ pub async fn get_settings() -> Result<ConsoleSettings, AppError> {
     })
 }
 
-/// Sets or, for blank input, clears the custom domain.
+/// Sets or, for blank input, clears the custom domain, then sends the
+/// browser back to the settings page with a confirmation.
 #[server(endpoint = "save_custom_domain")]
 pub async fn save_custom_domain(custom_domain: String) -> Result<Option<String>, AppError> {
     let state = AppState::from_context()?;
-    ssr::settings::set_custom_domain(&state.db, &custom_domain, ssr::now())
+    let saved = ssr::settings::set_custom_domain(&state.db, &custom_domain, ssr::now())
         .await
-        .map_err(fail)
+        .map_err(fail)?;
+    leptos_axum::redirect("/console/settings?saved=true");
+    Ok(saved)
 }

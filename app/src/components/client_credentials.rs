@@ -5,7 +5,7 @@ use crate::model::SecretView;
 use leptos::prelude::*;
 
 /// Shows the credentials ChatGPT asks for as "Client ID" and "Client Secret".
-#[component]
+#[island]
 pub fn ClientCredentials(
     /// App ID.
     app_id: String,

@@ -9,7 +9,7 @@ use leptos::prelude::*;
 
 /// Shows the manifest fragment, updated as the developer types, and saves
 /// the verification token and the token request encoding.
-#[component]
+#[island]
 pub fn PluginManifest(
     /// App ID.
     app_id: String,

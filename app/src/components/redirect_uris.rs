@@ -45,19 +45,20 @@ fn rows_from(values: &[String], next_key: &mut usize) -> Vec<Row> {
 ///
 /// While nothing is saved the first row shows ChatGPT's callback with a
 /// placeholder, which the server rejects until it is replaced.
-#[component]
+#[island]
 pub fn RedirectUriField(
     /// App ID.
     app_id: String,
     /// Saved redirect URIs.
     saved: Vec<String>,
     /// Callback with a placeholder, shown while nothing is saved.
-    placeholder: &'static str,
+    placeholder: String,
 ) -> impl IntoView {
     let action = ServerAction::<SaveRedirectUris>::new();
+    let placeholder = StoredValue::new(placeholder);
     let shown_for = move |list: &[String]| -> Vec<String> {
         if list.is_empty() {
-            vec![placeholder.to_owned()]
+            vec![placeholder.get_value()]
         } else {
             list.to_vec()
         }
@@ -128,7 +129,7 @@ pub fn RedirectUriField(
             .get_untracked()
             .iter()
             .map(|row| row.value.get_untracked())
-            .filter(|value| !value.trim().is_empty() && value != placeholder)
+            .filter(|value| !value.trim().is_empty() && *value != placeholder.get_value())
             .collect();
         for host in CHATGPT_HOSTS {
             let callback = chatgpt_callback(host, &id);

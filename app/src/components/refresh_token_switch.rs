@@ -10,7 +10,7 @@ use leptos::server_fn::ServerFn;
 ///
 /// Without JavaScript it is a plain form whose button submits the opposite
 /// of the saved value.
-#[component]
+#[island]
 pub fn RefreshTokenSwitch(
     /// App ID.
     app_id: String,

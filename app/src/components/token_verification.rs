@@ -8,7 +8,7 @@ use leptos::prelude::*;
 
 /// Lists the values an API verifies and lets the developer set the
 /// audience of the application's access tokens.
-#[component]
+#[island]
 pub fn TokenVerification(
     /// App ID.
     app_id: String,

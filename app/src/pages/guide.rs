@@ -83,7 +83,7 @@ fn render_block(block: &Block, data: &GuideData) -> AnyView {
         }
         .into_any(),
         Block::RedirectUris { placeholder } => view! {
-            <RedirectUriField app_id=app.id.clone() saved=app.redirect_uris.clone() placeholder=*placeholder />
+            <RedirectUriField app_id=app.id.clone() saved=app.redirect_uris.clone() placeholder=placeholder.to_string() />
         }
         .into_any(),
         Block::RefreshTokenSwitch => view! {

@@ -3,16 +3,22 @@
 use crate::api::settings::{SaveCustomDomain, get_settings};
 use crate::components::{ErrorNotice, ds};
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 /// Shows the public URL and edits the custom domain.
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let save = ServerAction::<SaveCustomDomain>::new();
     let settings = Resource::new(move || save.version().get(), |_| get_settings());
+    // The form posts without JavaScript; the server sends the browser back
+    // here with `saved=true`, or with the error in the query string, which
+    // the action reads.
+    let query = use_query_map();
+    let saved = move || query.read().get("saved").is_some_and(|value| value == "true");
     let result = move || match save.value().get() {
-        Some(Ok(_)) => Some(view! { <span role="status" class="text-sm text-emerald-700">"Saved."</span> }.into_any()),
         Some(Err(error)) => Some(view! { <p role="alert" class=ds::FIELD_ERROR>{error.to_string()}</p> }.into_any()),
-        None => None,
+        _ if saved() => Some(view! { <span role="status" class="text-sm text-emerald-700">"Saved."</span> }.into_any()),
+        _ => None,
     };
 
     view! {
