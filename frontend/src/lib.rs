@@ -1,5 +1,9 @@
 //! Hydrates the interactive islands of the server-rendered console.
 
+// The islands' hydration functions are exported from the app crate, which
+// is linked only when something names it.
+use app as _;
+
 /// Entry point that the generated JavaScript calls once the WASM loads.
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
