@@ -1,4 +1,4 @@
-//! What the plugin's API checks on each access token, and the audience
+//! The checks a plugin's API makes on each access token, and the audience
 //! form.
 
 use crate::api::applications::SaveAudience;

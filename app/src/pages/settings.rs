@@ -10,9 +10,9 @@ use leptos_router::hooks::use_query_map;
 pub fn SettingsPage() -> impl IntoView {
     let save = ServerAction::<SaveCustomDomain>::new();
     let settings = Resource::new(move || save.version().get(), |_| get_settings());
-    // The form posts without JavaScript; the server sends the browser back
-    // here with `saved=true`, or with the error in the query string, which
-    // the action reads.
+    // The form posts without JavaScript. On success the server sends the
+    // browser back here with `saved=true`. On failure the query string
+    // carries the error, which the action reads.
     let query = use_query_map();
     let saved = move || query.read().get("saved").is_some_and(|value| value == "true");
     let result = move || match save.value().get() {
