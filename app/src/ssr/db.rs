@@ -28,14 +28,32 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
         });
-    let db = Database::connect(options).await?;
+    let db = connect(options).await?;
     migrate(&db).await?;
     Ok(db)
 }
 
-/// How many times start-up retries migrations that failed because another
-/// instance was applying them at the same moment.
+/// How many times start-up retries opening the database or migrating it
+/// when another instance holds it at the same moment.
 const MIGRATION_ATTEMPTS: u32 = 10;
+
+/// Opens the pool. Switching a new SQLite file to WAL mode takes a lock
+/// that SQLite's busy timeout does not wait for, so a second instance
+/// starting at the same moment sees "database is locked" and tries again.
+async fn connect(options: ConnectOptions) -> Result<DatabaseConnection, DbErr> {
+    let mut attempt = 1;
+    loop {
+        match Database::connect(options.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(error) if attempt < MIGRATION_ATTEMPTS && error.to_string().contains("database is locked") => {
+                tracing::warn!(%error, attempt, "the database is locked by another process; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
 
 /// Applies pending migrations. When several instances start together on a
 /// fresh database, all but one fail on tables the first has just created;
