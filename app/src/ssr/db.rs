@@ -56,9 +56,14 @@ async fn connect(options: ConnectOptions) -> Result<DatabaseConnection, DbErr> {
 }
 
 /// Applies pending migrations. When several instances start together on a
-/// fresh database, all but one fail on tables the first has just created;
-/// each migration runs in its own transaction, so a loser waits, then
-/// finds those migrations applied and continues with what is left.
+/// fresh database, all but one fail on tables the first has just created.
+/// A loser waits, then finds those migrations recorded as applied and
+/// continues with what is left.
+///
+/// NOTE: on PostgreSQL each migration runs in a transaction; on SQLite it
+/// does not, so a crash in the middle of a migration can leave a schema
+/// that a retry cannot repair. Any error is retried, so a real failure is
+/// reported about nine seconds late.
 async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     let mut attempt = 1;
     loop {
