@@ -151,6 +151,23 @@ test("delete asks for confirmation", async ({ page }) => {
   await expect(page.getByText(appId)).toHaveCount(0);
 });
 
+test("switch flips back and explains a failed save", async ({ page }) => {
+  const appId = await createApplication(page, "E2E vanishing plugin");
+  // Another operator deletes the application while this page is open.
+  const deleted = await page.request.post("/api/delete_application", {
+    form: { id: appId },
+    headers: { origin: new URL(page.url()).origin },
+    maxRedirects: 0,
+  });
+  expect(deleted.status()).toBeLessThan(400);
+
+  const toggle = page.getByRole("switch", { name: "Always issue refresh token" });
+  await expect(toggle).toHaveAttribute("aria-checked", "false");
+  await toggle.click();
+  await expect(page.getByRole("alert").filter({ hasText: "The change was not saved" })).toBeVisible();
+  await expect(toggle).toHaveAttribute("aria-checked", "false");
+});
+
 test.describe("without JavaScript", () => {
   test.use({ javaScriptEnabled: false });
 
