@@ -12,6 +12,7 @@ use app::ssr::codes::{CodeGrant, issue_code};
 use app::ssr::entities::{refresh_token, signing_key, user};
 use app::ssr::ids::sha256_hex;
 use app::ssr::testing::TestDatabase;
+use crate::browser::location;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
@@ -222,16 +223,6 @@ pub async fn refresh(http: &reqwest::Client, token_url: &str, app: &App, token: 
         ("client_secret", app.secret.as_str()),
     ];
     status_and_json(post(http, token_url, &params, "").await).await
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .expect("Location header")
-        .to_str()
-        .expect("ASCII Location")
-        .to_owned()
 }
 
 /// `name=value` of every `Set-Cookie` of `response`.
