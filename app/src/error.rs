@@ -13,11 +13,11 @@ use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 pub struct RowError {
     /// Zero-based position of the entry in the submitted list.
     pub index: usize,
-    /// What is wrong with the entry and how to fix it.
+    /// Reason the entry was rejected, with the fix.
     pub message: String,
 }
 
-/// A failed console request, as the browser sees it.
+/// A failed console request, in the form the browser receives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
     /// No application has the given App ID.
@@ -28,7 +28,7 @@ pub enum AppError {
     InvalidField {
         /// Name of the rejected form field.
         field: String,
-        /// What is wrong with the value and how to fix it.
+        /// Reason the value was rejected, with the fix.
         message: String,
     },
     /// Some entries of the redirect URI list were rejected; nothing was saved.
@@ -39,7 +39,7 @@ pub enum AppError {
         /// The entries that were rejected.
         rows: Vec<RowError>,
     },
-    /// The console answers only requests from the local machine.
+    /// The console serves only requests from the local machine.
     #[error(
         "The console accepts requests only from the machine Latch runs on. Open it through a loopback address or an SSH tunnel."
     )]
@@ -77,8 +77,8 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let error = Self::Request(value.to_string());
-        // Malformed arguments are the caller's fault: answer 400, not the
-        // framework's default 500.
+        // Malformed arguments are the caller's fault, so they get 400
+        // rather than the framework's default 500.
         #[cfg(feature = "ssr")]
         if matches!(
             value,

@@ -2,11 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What kind of OAuth client an application is.
+/// Kind of OAuth client an application is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApplicationKind {
-    /// A ChatGPT plugin or GPT Action: a confidential web client that holds
+    /// A ChatGPT plugin or GPT Action: a confidential web client that keeps
     /// a secret and receives codes at an https callback.
     ChatgptPlugin,
     /// A native or command-line app: a public client that may use custom
@@ -45,7 +45,7 @@ impl ApplicationKind {
     }
 }
 
-/// How ChatGPT encodes its token request, set in the plugin manifest.
+/// Encoding of ChatGPT's token request, set in the plugin manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum TokenContentType {
     /// `application/json`, ChatGPT's default.
@@ -117,7 +117,7 @@ pub struct ApplicationDetails {
     pub always_issue_refresh_token: bool,
     /// Client secrets, newest first.
     pub secrets: Vec<SecretView>,
-    /// Token that ChatGPT asks the plugin manifest to carry.
+    /// Token that ChatGPT requires the plugin manifest to carry.
     pub openai_verification_token: Option<String>,
     /// Encoding of ChatGPT's token request.
     pub token_content_type: TokenContentType,
@@ -172,7 +172,7 @@ impl Endpoints {
 pub struct GuideData {
     /// The application the guide configures.
     pub application: ApplicationDetails,
-    /// Where ChatGPT reaches this server.
+    /// Addresses at which ChatGPT reaches this server.
     pub endpoints: Endpoints,
 }
 

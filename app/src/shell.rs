@@ -25,12 +25,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The console application: navigation and routes.
+/// Renders the console application: navigation and routes.
 ///
 /// Pages render with [`SsrMode::Async`]: the server waits for their data and
 /// sends complete HTML, so they work before hydration and without
-/// JavaScript. Only the islands (the guide's widgets) hydrate; links load
-/// whole pages.
+/// JavaScript. Only the islands (the guide's widgets) hydrate, and links
+/// load whole pages.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();

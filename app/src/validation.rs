@@ -1,7 +1,7 @@
 //! Input rules for console values: redirect URIs, names, domains, tokens.
 //!
 //! The server enforces every rule here before anything is stored; the
-//! browser may run the same checks to answer sooner.
+//! browser may run the same checks to report errors sooner.
 
 use crate::error::{AppError, RowError};
 use crate::model::ApplicationKind;

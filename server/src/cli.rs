@@ -16,7 +16,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// What `latch` does; serving is the default.
+/// Subcommands of `latch`. Without one, it serves.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP server (the default).

@@ -79,6 +79,7 @@ fn browser_attack(method: &Method, headers: &HeaderMap) -> Option<&'static str> 
     {
         return Some("the Host header is not a loopback name");
     }
+
     let site = headers
         .get("sec-fetch-site")
         .and_then(|value| value.to_str().ok());
@@ -95,6 +96,7 @@ fn browser_attack(method: &Method, headers: &HeaderMap) -> Option<&'static str> 
     {
         return Some("Sec-Fetch-Site says another site sent the request");
     }
+
     if let Some(origin) = headers.get(header::ORIGIN) {
         let own = host.is_some_and(|host| {
             origin

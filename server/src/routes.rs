@@ -103,7 +103,7 @@ async fn server_function(State(state): State<ServerState>, request: Request<Body
     handle_server_fns_with_context(move || provide_context(app.clone()), request).await
 }
 
-/// Answers 200 when the database responds, 503 otherwise.
+/// Returns 200 when the database responds, 503 otherwise.
 async fn healthz(State(state): State<AppState>) -> Response {
     let ping = state.db.execute_unprepared("SELECT 1").await;
     match ping {

@@ -4,7 +4,8 @@ use crate::components::{CopyButton, ds};
 use crate::model::SecretView;
 use leptos::prelude::*;
 
-/// Shows the credentials ChatGPT asks for as "Client ID" and "Client Secret".
+/// Shows the credentials that ChatGPT requests as "Client ID" and "Client
+/// Secret".
 #[island]
 pub fn ClientCredentials(
     /// App ID.

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-/// Copies `value` to the clipboard and says so for two seconds.
+/// Copies `value` to the clipboard and shows "Copied" for two seconds.
 #[component]
 pub fn CopyButton(
     /// The text to copy.

@@ -1,6 +1,6 @@
 //! Widgets shared by the console pages.
 //!
-//! [`ds`] holds the design-system pieces (cards, buttons, fields); the
+//! [`ds`] contains the design-system pieces (cards, buttons, fields); the
 //! other modules are the guide's feature components.
 
 pub mod client_credentials;

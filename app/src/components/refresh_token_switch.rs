@@ -5,7 +5,7 @@ use crate::components::ds;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
-/// A switch that saves as soon as it is flipped. When saving fails it
+/// Renders a switch that saves as soon as it is flipped. When saving fails it
 /// flips back and shows the error.
 ///
 /// Without JavaScript it is a plain form whose button submits the opposite

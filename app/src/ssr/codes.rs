@@ -10,7 +10,7 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 /// recommends at most ten minutes; ChatGPT redeems codes within seconds.
 pub const CODE_TTL_SECS: i64 = 60;
 
-/// What a code grants, fixed when the user finishes signing in.
+/// Grant carried by a code, fixed when the user finishes signing in.
 #[derive(Debug, Clone)]
 pub struct CodeGrant {
     /// App ID the code was issued to.

@@ -33,13 +33,13 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
     Ok(db)
 }
 
-/// How many times start-up retries opening the database or migrating it
-/// when another instance holds it at the same moment.
+/// Number of attempts start-up makes to open or migrate a database that
+/// another instance is using at the same moment.
 const MIGRATION_ATTEMPTS: u32 = 10;
 
 /// Opens the pool. Switching a new SQLite file to WAL mode takes a lock
 /// that SQLite's busy timeout does not wait for, so a second instance
-/// starting at the same moment sees "database is locked" and tries again.
+/// starting at the same moment gets "database is locked" and tries again.
 async fn connect(options: ConnectOptions) -> Result<DatabaseConnection, DbErr> {
     let mut attempt = 1;
     loop {
@@ -60,7 +60,7 @@ async fn connect(options: ConnectOptions) -> Result<DatabaseConnection, DbErr> {
 /// A loser waits, then finds those migrations recorded as applied and
 /// continues with what is left.
 ///
-/// NOTE: on PostgreSQL each migration runs in a transaction; on SQLite it
+/// NOTE: on PostgreSQL each migration runs in a transaction. On SQLite it
 /// does not, so a crash in the middle of a migration can leave a schema
 /// that a retry cannot repair. Any error is retried, so a real failure is
 /// reported about nine seconds late.

@@ -16,7 +16,7 @@ const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres"
 pub struct TestDatabase {
     /// Connection URL of the database.
     pub url: String,
-    /// Which backend it lives on: `sqlite` or `postgres`.
+    /// Backend of the database: `sqlite` or `postgres`.
     pub backend: &'static str,
     cleanup: Cleanup,
 }

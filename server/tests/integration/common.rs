@@ -59,7 +59,7 @@ impl TestServer {
         }
     }
 
-    /// The database the server uses.
+    /// Returns the database the server uses.
     pub fn db(&self) -> &DatabaseConnection {
         &self.state.db
     }
