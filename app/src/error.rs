@@ -39,6 +39,9 @@ pub enum AppError {
         /// The entries that were rejected.
         rows: Vec<RowError>,
     },
+    /// The request carries no live admin session.
+    #[error("Your console session has ended. Sign in again at /console/sign-in.")]
+    SignInRequired,
     /// The console serves only requests from the local machine.
     #[error(
         "The console accepts requests only from the machine Latch runs on. Open it through a loopback address or an SSH tunnel."
@@ -66,6 +69,7 @@ impl AppError {
         match self {
             Self::ApplicationNotFound(_) => 404,
             Self::InvalidField { .. } | Self::InvalidRedirectUris { .. } | Self::Request(_) => 400,
+            Self::SignInRequired => 401,
             Self::NotLoopback => 403,
             Self::Internal => 500,
         }

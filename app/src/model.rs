@@ -102,6 +102,57 @@ pub struct SecretView {
     pub expires_at: Option<i64>,
 }
 
+impl SecretView {
+    /// Tells whether the secret has expired at `now`. The token endpoint
+    /// accepts a secret only while `now` is before its `expires_at`.
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|expiry| expiry <= now)
+    }
+}
+
+/// Maximum number of secrets, expired or not, per application.
+pub const MAX_SECRETS: usize = 10;
+/// Maximum length of a secret's name, in characters.
+pub const MAX_SECRET_NAME_LEN: usize = 64;
+
+/// A client secret in the guide's list of secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretListing {
+    /// The secret with its value.
+    pub secret: SecretView,
+    /// Creation time, in seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// The client secrets of one application, as read at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationSecrets {
+    /// Secrets, newest first.
+    pub secrets: Vec<SecretListing>,
+    /// Server time of the read, in seconds since the Unix epoch. The guide
+    /// marks secrets as expired against this time, not the browser's clock.
+    pub read_at: i64,
+}
+
+impl ApplicationSecrets {
+    /// Returns the newest secret that has not expired: the one the guide
+    /// offers as the App Secret.
+    pub fn current(&self) -> Option<&SecretView> {
+        self.secrets
+            .iter()
+            .map(|listing| &listing.secret)
+            .find(|secret| !secret.is_expired(self.read_at))
+    }
+
+    /// Counts the secrets that have not expired.
+    pub fn live_count(&self) -> usize {
+        self.secrets
+            .iter()
+            .filter(|listing| !listing.secret.is_expired(self.read_at))
+            .count()
+    }
+}
+
 /// Everything the guide needs about one application.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplicationDetails {
@@ -183,4 +234,16 @@ pub struct ConsoleSettings {
     pub public_url: String,
     /// Custom domain, when one is set.
     pub custom_domain: Option<String>,
+}
+
+/// The admin whose console session a request carries. The server puts it
+/// into the request's extensions after checking the session cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedInAdmin {
+    /// Row id of the admin.
+    pub admin_id: String,
+    /// User name, shown in the navigation bar.
+    pub username: String,
+    /// Token that the sign-out form sends back.
+    pub csrf_token: String,
 }

@@ -8,6 +8,8 @@ use leptos_router::{SsrMode, path};
 
 /// Renders the whole HTML document around [`App`] on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -22,6 +24,40 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App />
             </body>
         </html>
+    }
+}
+
+/// Sends a Content-Security-Policy that lets the page run only scripts
+/// from this origin and the inline hydration script that carries this
+/// response's nonce, compile WebAssembly, and load styles and images from
+/// this origin. No other site may frame the page.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    use axum::http::{HeaderValue, header};
+    let (Some(nonce), Some(response)) = (use_nonce(), use_context::<leptos_axum::ResponseOptions>()) else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// Returns the admin that the server's console guard found, during server
+/// rendering; `None` in the browser.
+fn signed_in_admin() -> Option<crate::model::SignedInAdmin> {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::model::SignedInAdmin>().cloned())
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        None
     }
 }
 
@@ -56,6 +92,15 @@ pub fn App() -> impl IntoView {
                     >
                         "Settings"
                     </A>
+                    {signed_in_admin().map(|admin| view! {
+                        <span class="ml-auto text-sm text-slate-500">"Signed in as " {admin.username}</span>
+                        <form method="post" action="/console/sign-out">
+                            <input type="hidden" name="csrf_token" value=admin.csrf_token />
+                            <button type="submit" class="text-sm text-slate-600 hover:text-slate-900">
+                                "Sign out"
+                            </button>
+                        </form>
+                    })}
                 </nav>
             </header>
             <main class="mx-auto max-w-5xl px-6 py-8">

@@ -32,9 +32,50 @@ pub struct Config {
     /// binary's target directory.
     #[arg(long, env = "LATCH_SITE_ROOT", global = true)]
     pub site_root: Option<PathBuf>,
+
+    /// Master key that encrypts client secrets, signing keys and
+    /// verification tokens in the database: 32 random bytes in base64.
+    /// Defaults to the file master.key in the data directory, created at
+    /// first start. Instances that share a database need the same key.
+    #[arg(long, env = "LATCH_MASTER_KEY", global = true, hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Wait, in seconds, after the first failed sign-in beyond the free
+    /// allowance; each further failure doubles it.
+    #[arg(long, env = "LATCH_SIGN_IN_DELAY_SECS", default_value_t = 60, global = true)]
+    pub sign_in_delay_secs: i64,
+
+    /// Longest wait, in seconds, that failed sign-ins can cause.
+    #[arg(long, env = "LATCH_SIGN_IN_MAX_DELAY_SECS", default_value_t = 900, global = true)]
+    pub sign_in_max_delay_secs: i64,
 }
 
 impl Config {
+    /// Returns the defaults of every flag, listening on `listen` and
+    /// keeping local data in `data_dir`. Tests and embedders start from
+    /// this and change what they need.
+    pub fn local(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            public_url: None,
+            data_dir,
+            database_url: None,
+            site_root: None,
+            master_key: None,
+            sign_in_delay_secs: 60,
+            sign_in_max_delay_secs: 900,
+        }
+    }
+
+    /// Returns the sign-in throttling policy that the flags describe.
+    pub fn throttle_policy(&self) -> app::ssr::throttle::ThrottlePolicy {
+        app::ssr::throttle::ThrottlePolicy {
+            base_delay_secs: self.sign_in_delay_secs.max(0),
+            max_delay_secs: self.sign_in_max_delay_secs.max(self.sign_in_delay_secs).max(0),
+            ..Default::default()
+        }
+    }
+
     /// Returns the public URL, defaulting to `http://<listen>`.
     pub fn public_url(&self) -> Url {
         match &self.public_url {
@@ -56,6 +97,24 @@ impl Config {
         })?;
         let dir = self.data_dir.canonicalize()?;
         Ok(format!("sqlite://{}?mode=rwc", dir.join("latch.db").display()))
+    }
+
+    /// Loads the master key from the flag or environment, else from the
+    /// key file in the data directory, creating it at first start.
+    pub fn load_master_key(&self) -> anyhow::Result<app::ssr::crypto::MasterKey> {
+        use app::ssr::crypto::MasterKey;
+        if let Some(text) = &self.master_key {
+            return MasterKey::from_base64(text)
+                .map_err(|error| anyhow::anyhow!("LATCH_MASTER_KEY is not usable: {error}"));
+        }
+        let (key, created) = MasterKey::load_or_create_file(&self.data_dir)?;
+        if created {
+            tracing::info!(
+                path = %self.data_dir.join(app::ssr::crypto::MASTER_KEY_FILE).display(),
+                "created the master key file; back it up with the database, which cannot be read without it"
+            );
+        }
+        Ok(key)
     }
 
     /// Finds the site root: the flag, then `LEPTOS_SITE_ROOT`, then a

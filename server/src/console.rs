@@ -8,10 +8,8 @@ use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
 
 /// Lets only loopback peers reach console pages and server functions.
-///
-/// TODO-security: the console has no admin sign-in yet, so anyone who can
-/// open a loopback connection (including a reverse proxy on the same
-/// machine) can manage applications.
+/// Behind this guard, [`crate::console_auth::require_admin`] asks for an
+/// admin session.
 pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
     let peer = request
         .extensions()
@@ -53,13 +51,17 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
 fn add_console_headers(headers: &mut HeaderMap) {
     let pairs = [
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::CACHE_CONTROL, "no-store"),
         (header::REFERRER_POLICY, "same-origin"),
     ];
     for (name, value) in pairs {
-        headers.insert(name, HeaderValue::from_static(value));
+        // Pages set a stricter policy of their own (with the nonce of
+        // their hydration script); it is kept.
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
     }
 }
 

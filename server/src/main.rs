@@ -15,6 +15,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config).await,
         Command::App(command) => server::cli::run_app_command(&cli.config, command).await,
+        Command::Admin(command) => server::cli::run_admin_command(&cli.config, command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -27,6 +28,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(config: &server::Config) -> anyhow::Result<()> {
     let state = server::prepare(config).await?;
+    server::announce_setup(&state).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))?;

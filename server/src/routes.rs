@@ -2,7 +2,7 @@
 //! health check, and the layers every request passes through.
 
 use crate::config::Config;
-use crate::console;
+use crate::{console, console_auth};
 use app::ssr::AppState;
 use app::{App, shell};
 use axum::Router;
@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{FromRef, State};
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
 use sea_orm::ConnectionTrait;
@@ -75,6 +75,19 @@ pub fn router(state: ServerState) -> Router {
             move || shell(shell_options.clone()),
         )
         .route("/api/{*function}", get(server_function).post(server_function))
+        .layer(axum::middleware::from_fn_with_state(state.app.clone(), console_auth::require_admin))
+        .layer(axum::middleware::from_fn(console::loopback_only));
+
+    let console_sign_in = Router::new()
+        .route(
+            "/console/sign-in",
+            get(console_auth::sign_in_page).post(console_auth::sign_in_submit),
+        )
+        .route("/console/sign-out", post(console_auth::sign_out))
+        .route(
+            "/console/setup",
+            get(console_auth::setup_page).post(console_auth::setup_submit),
+        )
         .layer(axum::middleware::from_fn(console::loopback_only));
 
     let assets = ServeDir::new(state.site_root.join("pkg"));
@@ -84,6 +97,7 @@ pub fn router(state: ServerState) -> Router {
         .nest_service("/pkg", assets)
         .merge(crate::oidc::router())
         .merge(crate::signin::routes())
+        .merge(console_sign_in)
         .merge(console_routes)
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(CONSOLE_BODY_LIMIT))

@@ -4,6 +4,7 @@
 //! the services hold the logic so tests and the CLI can call them directly.
 
 pub mod applications;
+pub mod secrets;
 pub mod settings;
 
 #[cfg(feature = "ssr")]
@@ -21,4 +22,16 @@ pub(crate) fn fail(error: AppError) -> AppError {
         options.set_status(status);
     }
     error
+}
+
+/// Returns the admin that the console guard found for this request, or
+/// [`AppError::SignInRequired`] with status 401. Every server function
+/// calls it first, so none runs without a live admin session even if a
+/// route were mounted without the guard.
+#[cfg(feature = "ssr")]
+pub(crate) fn require_admin() -> Result<crate::model::SignedInAdmin, AppError> {
+    use leptos::prelude::use_context;
+    use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<crate::model::SignedInAdmin>().cloned())
+        .ok_or_else(|| fail(AppError::SignInRequired))
 }

@@ -245,3 +245,75 @@ pub mod signing_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// A console operator. Admins are kept apart from end users: an end-user
+/// account never reaches the console.
+pub mod admin {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `admins`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "admins")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// Lower-case user name, unique.
+        pub username: String,
+        /// Argon2id hash in PHC string format.
+        pub password_hash: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub last_sign_in_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A one-time token that lets the first admin be created.
+pub mod setup_token {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `setup_tokens`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "setup_tokens")]
+    pub struct Model {
+        /// SHA-256 of the token, hex.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Failed sign-ins counted per account or per client address.
+pub mod sign_in_throttle {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `sign_in_throttles`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sign_in_throttles")]
+    pub struct Model {
+        /// What is counted, such as `admin-account:<hash>` or
+        /// `address:<ip>`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        /// Failures since the counter was last reset.
+        pub failures: i32,
+        pub last_failure_at: i64,
+        /// No password is checked for this key before this time.
+        pub blocked_until: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

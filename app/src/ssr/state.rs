@@ -1,16 +1,24 @@
 //! State shared by every request handler and server function.
 
 use crate::error::AppError;
+use super::crypto::MasterKey;
+use super::throttle::ThrottlePolicy;
 use sea_orm::DatabaseConnection;
+use std::sync::Arc;
 use url::Url;
 
-/// The database and the server's public address.
+/// The database, the server's public address and the master key.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// Connection pool.
     pub db: DatabaseConnection,
     /// Public URL the server was started with, without a trailing slash.
     pub public_url: Url,
+    /// Key that seals client secrets, signing keys and verification
+    /// tokens in the database.
+    pub master_key: Arc<MasterKey>,
+    /// How failed sign-ins are slowed down.
+    pub throttle: ThrottlePolicy,
 }
 
 impl AppState {

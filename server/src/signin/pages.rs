@@ -4,23 +4,33 @@
 
 use leptos::prelude::*;
 
-const INPUT: &str = "mt-1 block w-full rounded-md border border-slate-300 px-3 py-2 text-slate-900";
-const LABEL: &str = "block text-sm font-medium text-slate-700";
-const PRIMARY: &str =
+pub(crate) const INPUT: &str = "mt-1 block w-full rounded-md border border-slate-300 px-3 py-2 text-slate-900";
+pub(crate) const LABEL: &str = "block text-sm font-medium text-slate-700";
+pub(crate) const PRIMARY: &str =
     "w-full rounded-md bg-indigo-600 px-4 py-2 font-semibold text-white hover:bg-indigo-500";
-const SECONDARY: &str =
+pub(crate) const SECONDARY: &str =
     "w-full rounded-md border border-slate-300 bg-white px-4 py-2 font-semibold text-slate-700";
-const LINK: &str = "font-medium text-indigo-600 hover:text-indigo-500";
+pub(crate) const LINK: &str = "font-medium text-indigo-600 hover:text-indigo-500";
 
-/// Renders a full document around `content`.
-fn document(title: String, content: impl IntoView + 'static) -> String {
+/// Renders a full document around `content` that sends no referrer.
+pub(crate) fn document(title: String, content: impl IntoView + 'static) -> String {
+    document_with_referrer(title, "no-referrer", content)
+}
+
+/// Renders a full document around `content` with the given referrer
+/// policy.
+pub(crate) fn document_with_referrer(
+    title: String,
+    referrer: &'static str,
+    content: impl IntoView + 'static,
+) -> String {
     let page = view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
-                <meta name="referrer" content="no-referrer" />
+                <meta name="referrer" content=referrer />
                 <title>{title}</title>
                 <link rel="stylesheet" href="/pkg/latch.css" />
             </head>
@@ -32,7 +42,7 @@ fn document(title: String, content: impl IntoView + 'static) -> String {
     page.to_html()
 }
 
-fn error_notice(error: Option<String>) -> impl IntoView {
+pub(crate) fn error_notice(error: Option<String>) -> impl IntoView {
     error.map(|message| {
         view! {
             <p class="mb-4 rounded-md bg-red-50 p-3 text-sm text-red-700" role="alert">

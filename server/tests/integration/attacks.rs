@@ -15,7 +15,7 @@ async fn create_app(server: &TestServer) -> ApplicationDetails {
         redirect_uris: vec![CALLBACK.into()],
         always_issue_refresh_token: true,
     };
-    applications::create_application(server.db(), input, 1_700_000_000)
+    applications::create_application(server.db(), &server.state.master_key, input, 1_700_000_000)
         .await
         .unwrap()
 }
@@ -34,7 +34,8 @@ async fn console_rejects_cross_site_form_post() {
     let server = TestServer::start().await;
     let app = create_app(&server).await;
     let response = server
-        .http
+        .admin_client()
+        .await
         .post(server.url("/api/save_redirect_uris"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("origin", "https://evil.example")
@@ -47,7 +48,7 @@ async fn console_rejects_cross_site_form_post() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let stored = applications::get_application(server.db(), &app.id)
+    let stored = applications::get_application(server.db(), &server.state.master_key, &app.id)
         .await
         .unwrap();
     assert_eq!(stored.redirect_uris, vec![CALLBACK.to_owned()]);
@@ -59,7 +60,8 @@ async fn console_rejects_post_from_another_local_origin() {
     let server = TestServer::start().await;
     let app = create_app(&server).await;
     let response = server
-        .http
+        .admin_client()
+        .await
         .post(server.url("/api/delete_application"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("origin", "http://127.0.0.1:1")
@@ -69,7 +71,7 @@ async fn console_rejects_post_from_another_local_origin() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(
-        applications::get_application(server.db(), &app.id)
+        applications::get_application(server.db(), &server.state.master_key, &app.id)
             .await
             .is_ok()
     );
@@ -85,7 +87,8 @@ async fn console_rejects_foreign_host_name() {
     let port = server.base_url.rsplit(':').next().unwrap().to_owned();
     let host = format!("rebind.evil.example:{port}");
     let response = server
-        .http
+        .admin_client()
+        .await
         .post(server.url("/api/get_guide"))
         .header("host", host.as_str())
         .header("origin", format!("http://{host}"))
@@ -102,7 +105,8 @@ async fn console_rejects_foreign_host_name() {
     );
 
     let page = server
-        .http
+        .admin_client()
+        .await
         .get(server.url("/console"))
         .header("host", host.as_str())
         .send()
@@ -125,7 +129,8 @@ async fn console_accepts_same_origin_and_loopback_names() {
     ] {
         for origin in [None, Some(format!("http://{host}"))] {
             let mut request = server
-                .http
+                .admin_client()
+                .await
                 .post(server.url("/api/get_guide"))
                 .header("host", host.as_str())
                 .header("content-type", "application/x-www-form-urlencoded")
@@ -196,7 +201,8 @@ async fn console_forbids_framing_and_caching() {
     let server = TestServer::start().await;
     let app = create_app(&server).await;
     let page = server
-        .http
+        .admin_client()
+        .await
         .get(server.url("/console"))
         .send()
         .await
@@ -210,7 +216,8 @@ async fn console_forbids_framing_and_caching() {
     assert_eq!(headers["cache-control"], "no-store");
 
     let guide = server
-        .http
+        .admin_client()
+        .await
         .post(server.url("/api/get_guide"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&[("id", &app.id)]))
@@ -290,7 +297,8 @@ async fn token_rejects_repeated_json_member() {
 async fn console_allows_cross_site_link_only() {
     let server = TestServer::start().await;
     let navigation = server
-        .http
+        .admin_client()
+        .await
         .get(server.url("/console"))
         .header("sec-fetch-site", "cross-site")
         .header("sec-fetch-mode", "navigate")
@@ -301,7 +309,8 @@ async fn console_allows_cross_site_link_only() {
     assert_eq!(navigation.status(), StatusCode::OK);
 
     let frame = server
-        .http
+        .admin_client()
+        .await
         .get(server.url("/console"))
         .header("sec-fetch-site", "cross-site")
         .header("sec-fetch-mode", "navigate")
@@ -312,7 +321,8 @@ async fn console_allows_cross_site_link_only() {
     assert_eq!(frame.status(), StatusCode::FORBIDDEN);
 
     let post = server
-        .http
+        .admin_client()
+        .await
         .post(server.url("/api/list_applications"))
         .header("sec-fetch-site", "cross-site")
         .header("sec-fetch-mode", "navigate")

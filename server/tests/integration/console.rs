@@ -16,17 +16,18 @@ async fn create_app(server: &TestServer, uris: &[&str]) -> ApplicationDetails {
         redirect_uris: uris.iter().map(|uri| uri.to_string()).collect(),
         always_issue_refresh_token: false,
     };
-    applications::create_application(server.db(), input, 1_700_000_000).await.unwrap()
+    applications::create_application(server.db(), &server.state.master_key, input, 1_700_000_000).await.unwrap()
 }
 
 async fn stored(server: &TestServer, id: &str) -> ApplicationDetails {
-    applications::get_application(server.db(), id).await.unwrap()
+    applications::get_application(server.db(), &server.state.master_key, id).await.unwrap()
 }
 
 /// Posts a form-encoded body to a server function as a script would.
 async fn call(server: &TestServer, function: &str, body: String) -> (StatusCode, String) {
     let response = server
-        .http
+        .admin_client()
+        .await
         .post(server.url(&format!("/api/{function}")))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
@@ -188,7 +189,7 @@ async fn manifest_settings_persist() {
 async fn guide_page_renders_without_javascript() {
     let server = TestServer::start().await;
     let app = create_app(&server, &[]).await;
-    let response = server.http.get(server.url(&format!("/console/applications/{}", app.id))).send().await.unwrap();
+    let response = server.admin_client().await.get(server.url(&format!("/console/applications/{}", app.id))).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let html = response.text().await.unwrap();
     assert!(html.contains("Connect a ChatGPT plugin"));
@@ -205,7 +206,8 @@ async fn custom_domain_changes_guide_urls() {
     let (status, body) = call(&server, "save_custom_domain", form(&[("custom_domain", "Auth.Example.com")])).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let html = server
-        .http
+        .admin_client()
+        .await
         .get(server.url(&format!("/console/applications/{}", app.id)))
         .send()
         .await
@@ -229,8 +231,8 @@ async fn delete_application_removes_secrets() {
     let app = create_app(&server, &[CALLBACK]).await;
     let (status, body) = call(&server, "delete_application", form(&[("id", &app.id)])).await;
     assert!(status.is_success() || status.is_redirection(), "{status}: {body}");
-    assert!(applications::get_application(server.db(), &app.id).await.is_err());
-    assert!(applications::live_secrets(server.db(), &app.id, 0).await.unwrap().is_empty());
+    assert!(applications::get_application(server.db(), &server.state.master_key, &app.id).await.is_err());
+    assert!(applications::live_secrets(server.db(), &server.state.master_key, &app.id, 0).await.unwrap().is_empty());
 }
 
 #[tokio::test]
