@@ -17,6 +17,11 @@ const siteRoot = process.env.LATCH_SITE_ROOT ?? "../target/site";
 process.env.LATCH_E2E_DATA_DIR = dataDir;
 process.env.LATCH_E2E_BASE_URL = `http://127.0.0.1:${port}`;
 process.env.LATCH_BIN = bin;
+// The server's log, where the first-admin setup link appears.
+process.env.LATCH_E2E_LOG = join(dataDir, "latch.log");
+// Signed-in console state that the setup project saves for the others.
+const adminState = join(dataDir, "admin-state.json");
+process.env.LATCH_E2E_ADMIN_STATE = adminState;
 
 export default defineConfig({
   testDir: "./tests",
@@ -27,6 +32,17 @@ export default defineConfig({
   fullyParallel: false,
   retries: 0,
   reporter: [["list"]],
+  projects: [
+    // Creates the first admin through the setup link and saves the
+    // signed-in browser state that every other journey starts from.
+    { name: "setup", testMatch: /admin\.setup\.ts/ },
+    {
+      name: "console",
+      testIgnore: /admin\.setup\.ts/,
+      dependencies: ["setup"],
+      use: { storageState: adminState },
+    },
+  ],
   use: {
     baseURL: `http://127.0.0.1:${port}`,
     browserName: "chromium",
@@ -44,7 +60,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${bin} --listen 127.0.0.1:${port} --data-dir ${dataDir} --site-root ${siteRoot}`,
+    command: `exec ${bin} --listen 127.0.0.1:${port} --data-dir ${dataDir} --site-root ${siteRoot} 2> ${process.env.LATCH_E2E_LOG}`,
     url: `http://127.0.0.1:${port}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

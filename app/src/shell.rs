@@ -93,7 +93,7 @@ pub fn App() -> impl IntoView {
                         "Settings"
                     </A>
                     {signed_in_admin().map(|admin| view! {
-                        <span class="ml-auto text-sm text-slate-500">"Signed in as " {admin.username}</span>
+                        <span class="ml-auto text-sm text-slate-500">{format!("Signed in as {}", admin.username)}</span>
                         <form method="post" action="/console/sign-out">
                             <input type="hidden" name="csrf_token" value=admin.csrf_token />
                             <button type="submit" class="text-sm text-slate-600 hover:text-slate-900">

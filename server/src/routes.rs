@@ -8,7 +8,7 @@ use app::{App, shell};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRef, State};
-use axum::http::{Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use leptos::prelude::*;
@@ -16,6 +16,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_cont
 use sea_orm::ConnectionTrait;
 use std::sync::Arc;
 use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
@@ -102,6 +103,7 @@ pub fn router(state: ServerState) -> Router {
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(CONSOLE_BODY_LIMIT))
         .layer(CompressionLayer::new())
+        .layer(hsts(&state.app))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
                 // The query string is left out: on protocol endpoints it
@@ -110,6 +112,19 @@ pub fn router(state: ServerState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// Adds `Strict-Transport-Security` to every response when the public URL
+/// is https, so browsers refuse plain http to this host for a year.
+fn hsts(state: &AppState) -> tower::util::Either<SetResponseHeaderLayer<HeaderValue>, tower::layer::util::Identity> {
+    if state.public_url.scheme() == "https" {
+        tower::util::Either::Left(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+    } else {
+        tower::util::Either::Right(tower::layer::util::Identity::new())
+    }
 }
 
 async fn server_function(State(state): State<ServerState>, request: Request<Body>) -> impl IntoResponse {
