@@ -241,13 +241,6 @@ pub async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap, Raw
     html(StatusCode::OK, body, cookie.into_iter().collect())
 }
 
-/// Tells a throttled admin how long to wait, in whole minutes.
-fn wait_message(seconds: i64) -> String {
-    let minutes = (seconds.max(1) + 59) / 60;
-    let unit = if minutes == 1 { "minute" } else { "minutes" };
-    format!("Too many failed sign-ins. Wait {minutes} {unit}, then try again.")
-}
-
 /// `POST /console/sign-in`: checks the password, slowed down after
 /// repeated failures, and starts a session.
 pub async fn sign_in_submit(
@@ -287,7 +280,7 @@ pub async fn sign_in_submit(
     match throttle::wait_before(&state.db, &state.throttle, &attempt, now).await {
         Ok(Some(wait)) => {
             tracing::warn!(target: "audit", %address, "admin sign-in refused: too many failed attempts");
-            let mut response = again(wait_message(wait), StatusCode::TOO_MANY_REQUESTS);
+            let mut response = again(throttle::wait_message(wait), StatusCode::TOO_MANY_REQUESTS);
             if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }

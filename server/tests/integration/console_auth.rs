@@ -461,3 +461,109 @@ async fn admin_create_command_reads_the_password_from_stdin() {
     let console = server.http.get(server.url("/console")).header("cookie", cookie).send().await.unwrap();
     assert_eq!(console.status(), StatusCode::OK);
 }
+
+/// An admin sign-in form opened from `client`, posted with `username` and
+/// `password`. Returns the status, `Retry-After` and body.
+async fn console_attempt(server: &TestServer, client: &reqwest::Client, username: &str, password: &str) -> (u16, Option<u64>, String) {
+    let page = client.get(server.url("/console/sign-in")).send().await.unwrap();
+    let form_cookie = set_cookie_pair(&page, "latch_console_form").unwrap();
+    let csrf = csrf_field(&page.text().await.unwrap());
+    let response = client
+        .post(server.url("/console/sign-in"))
+        .header("cookie", form_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf_token", &csrf), ("username", username), ("password", password)]))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap().parse().unwrap());
+    let body = response.text().await.unwrap().replace(&csrf, "CSRF").replace(username, "NAME");
+    (status, retry_after, body)
+}
+
+async fn throttled_server() -> TestServer {
+    TestServer::start_with(|config| {
+        config.sign_in_delay_secs = 1;
+        config.sign_in_max_delay_secs = 2;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn wrong_console_passwords_slow_down_known_and_unknown_names_alike() {
+    // Delays long enough that none ends during the test.
+    let server = TestServer::start_with(|config| {
+        config.sign_in_delay_secs = 60;
+        config.sign_in_max_delay_secs = 900;
+    })
+    .await;
+    admins::create_admin(server.db(), ADMIN_USERNAME, ADMIN_PASSWORD, app::ssr::now()).await.unwrap();
+    let client = TestServer::client_from("127.0.0.2".parse().unwrap());
+    let other = TestServer::client_from("127.0.0.3".parse().unwrap());
+    let free = server.state.throttle.free_account_failures as usize;
+
+    for attempt in 1..=30 {
+        let known = console_attempt(&server, &client, ADMIN_USERNAME, "wrong password!!").await;
+        let unknown = console_attempt(&server, &other, "no-such-admin", "wrong password!!").await;
+        assert_eq!(known, unknown, "attempt {attempt}: a real name and an unknown one look the same");
+        let (status, retry_after, body) = known;
+        if attempt <= free + 1 {
+            assert_eq!(status, 401, "attempt {attempt}");
+            assert!(body.contains("The user name or password is incorrect."));
+        } else {
+            assert_eq!(status, 429, "attempt {attempt}");
+            assert!(body.contains("Too many failed sign-ins. Wait 1 minute, then try again."), "{body}");
+            assert!(retry_after.is_some_and(|secs| (1..=60).contains(&secs)), "{retry_after:?}");
+        }
+    }
+    // While blocked, even the right password is refused without a check.
+    let (status, _, _) = console_attempt(&server, &client, ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    assert_eq!(status, 429);
+    assert_eq!(admin::Entity::find().one(server.db()).await.unwrap().unwrap().last_sign_in_at, None);
+}
+
+#[tokio::test]
+async fn thirty_wrong_console_passwords_then_the_right_one_works_after_the_delay() {
+    let server = throttled_server().await;
+    admins::create_admin(server.db(), ADMIN_USERNAME, ADMIN_PASSWORD, app::ssr::now()).await.unwrap();
+    let client = TestServer::client_from("127.0.0.6".parse().unwrap());
+    let mut blocked = 0;
+    let mut last_retry = None;
+    for _ in 0..30 {
+        let (status, retry_after, _) = console_attempt(&server, &client, ADMIN_USERNAME, "wrong password!!").await;
+        assert!(status == 401 || status == 429, "{status}");
+        if status == 429 {
+            blocked += 1;
+            last_retry = retry_after;
+        }
+    }
+    assert!(blocked > 0, "none of 30 wrong passwords was slowed down");
+    // No lockout: once the delay has passed, the right password works.
+    tokio::time::sleep(std::time::Duration::from_secs(last_retry.unwrap_or(2) + 1)).await;
+    let (status, _, body) = console_attempt(&server, &client, ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    assert_eq!(status, 303, "{body}");
+}
+
+#[tokio::test]
+async fn one_address_trying_many_admin_names_is_slowed() {
+    let server = throttled_server().await;
+    admins::create_admin(server.db(), ADMIN_USERNAME, ADMIN_PASSWORD, app::ssr::now()).await.unwrap();
+    let client = TestServer::client_from("127.0.0.4".parse().unwrap());
+    let mut statuses = Vec::new();
+    for index in 0..30 {
+        let (status, _, _) = console_attempt(&server, &client, &format!("guess-{index}"), "wrong password!!").await;
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Each name was tried once, so only the address counter can block.
+    let (status, _, _) = console_attempt(&server, &client, ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    assert_eq!(status, 429, "the address is slowed for every name");
+    // Another address is not affected.
+    let elsewhere = TestServer::client_from("127.0.0.5".parse().unwrap());
+    let (status, _, _) = console_attempt(&server, &elsewhere, ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    assert_eq!(status, 303);
+}
