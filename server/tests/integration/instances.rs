@@ -9,6 +9,7 @@ use app::model::ApplicationKind;
 use app::ssr::AppState;
 use app::ssr::applications::{NewApplication, create_application, set_redirect_uris};
 use app::ssr::codes::{CodeGrant, issue_code};
+use app::ssr::crypto::MasterKey;
 use app::ssr::entities::{refresh_token, signing_key, user};
 use app::ssr::ids::sha256_hex;
 use app::ssr::testing::TestDatabase;
@@ -45,11 +46,10 @@ impl Instance {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr: SocketAddr = listener.local_addr().expect("local address");
         let config = server::Config {
-            listen: addr,
             public_url: Some(url::Url::parse(PUBLIC_URL).expect("public URL parses")),
-            data_dir: site_root.to_path_buf(),
             database_url: Some(database_url.to_owned()),
             site_root: Some(site_root.to_path_buf()),
+            ..server::Config::local(addr, site_root.to_path_buf())
         };
         let state = server::prepare(&config).await.expect("database opens and migrates");
         let (shutdown, receiver) = tokio::sync::oneshot::channel::<()>();
@@ -125,8 +125,9 @@ pub struct App {
     pub secret: String,
 }
 
-/// Registers a ChatGPT plugin that always receives a refresh token.
-pub async fn register_app(db: &DatabaseConnection) -> App {
+/// Registers a ChatGPT plugin that always receives a refresh token, its
+/// secret sealed with `master_key`.
+pub async fn register_app(db: &DatabaseConnection, master_key: &MasterKey) -> App {
     let now = app::ssr::now();
     let input = NewApplication {
         name: "Weather plugin".into(),
@@ -134,7 +135,7 @@ pub async fn register_app(db: &DatabaseConnection) -> App {
         redirect_uris: Vec::new(),
         always_issue_refresh_token: true,
     };
-    let details = create_application(db, input, now).await.expect("application created");
+    let details = create_application(db, master_key, input, now).await.expect("application created");
     set_redirect_uris(db, &details.id, &[CALLBACK.to_owned()], now)
         .await
         .expect("redirect URI saved");
@@ -327,7 +328,7 @@ fn verify_with(key_set: &Value, jwt: &str) -> Value {
 async fn authorization_crosses_instances() {
     let pair = Pair::start().await;
     let http = &pair.http;
-    let app = register_app(pair.db()).await;
+    let app = register_app(pair.db(), &pair.a.state.master_key).await;
 
     // Registration: the request and the page come from A, the form goes to B.
     let (interaction, csrf, browser) =
@@ -451,7 +452,7 @@ async fn burst(pair: &Pair, bodies: Vec<String>) -> Vec<(u16, Value)> {
 #[tokio::test]
 async fn cross_instance_redemptions_succeed_once() {
     let pair = Pair::start().await;
-    let app = register_app(pair.db()).await;
+    let app = register_app(pair.db(), &pair.a.state.master_key).await;
     let user_id = insert_user(pair.db(), "ada").await;
     for round in 0..50 {
         let code = direct_code(pair.db(), &app, &user_id).await;
@@ -490,7 +491,7 @@ async fn cross_instance_redemptions_succeed_once() {
 #[tokio::test]
 async fn cross_instance_refreshes_yield_one_pair() {
     let pair = Pair::start().await;
-    let app = register_app(pair.db()).await;
+    let app = register_app(pair.db(), &pair.a.state.master_key).await;
     let user_id = insert_user(pair.db(), "ada").await;
     let code = direct_code(pair.db(), &app, &user_id).await;
     let (status, tokens) = redeem(&pair.http, &pair.a.url("/oidc/token"), &app, &code).await;
@@ -548,8 +549,10 @@ pub struct LatchProcess {
 
 impl LatchProcess {
     /// Starts `latch` with `database_url` on a free loopback port, logging
-    /// to `log`. Returns without waiting for it to listen.
-    pub fn spawn(database_url: &str, data_dir: &Path, log: PathBuf) -> Self {
+    /// to `log`. `master_key` is the base64 value of `LATCH_MASTER_KEY`;
+    /// without it the key comes from the file in `data_dir`. Returns
+    /// without waiting for it to listen.
+    pub fn spawn(database_url: &str, data_dir: &Path, master_key: Option<&str>, log: PathBuf) -> Self {
         // The port is found by binding and releasing it. Another program
         // could take it in between, which then fails the start.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -557,7 +560,12 @@ impl LatchProcess {
             .expect("free port")
             .port();
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_latch"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_latch"));
+        match master_key {
+            Some(key) => command.env("LATCH_MASTER_KEY", key),
+            None => command.env_remove("LATCH_MASTER_KEY"),
+        };
+        let child = command
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--public-url")
@@ -605,6 +613,16 @@ impl LatchProcess {
         }
     }
 
+    /// Waits for the process to exit by itself and returns its status.
+    /// Panics with the process log when it is still running after a
+    /// minute.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        match tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await {
+            Ok(status) => status.expect("exit status read"),
+            Err(_) => panic!("latch did not exit: {}", self.log_text()),
+        }
+    }
+
     /// Sends SIGKILL and waits for the process to end.
     pub async fn kill_hard(&mut self) {
         self.child.kill().await.expect("SIGKILL delivered");
@@ -630,8 +648,10 @@ async fn start_together(migrated: bool) {
         }
         let dir = tempfile::tempdir().expect("temporary directory");
         let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
-        let mut a = LatchProcess::spawn(&database.url, &dir_a, dir.path().join("a.log"));
-        let mut b = LatchProcess::spawn(&database.url, &dir_b, dir.path().join("b.log"));
+        // Instances that share a database share the master key.
+        let (_, master_key) = MasterKey::generate();
+        let mut a = LatchProcess::spawn(&database.url, &dir_a, Some(&master_key), dir.path().join("a.log"));
+        let mut b = LatchProcess::spawn(&database.url, &dir_b, Some(&master_key), dir.path().join("b.log"));
         a.wait_healthy(&http).await;
         b.wait_healthy(&http).await;
 
@@ -674,11 +694,10 @@ async fn simultaneous_prepare_on_empty_database() {
         let database = TestDatabase::create().await;
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = server::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
             public_url: Some(url::Url::parse(PUBLIC_URL).unwrap()),
-            data_dir: dir.path().to_path_buf(),
             database_url: Some(database.url.clone()),
             site_root: Some(dir.path().to_path_buf()),
+            ..server::Config::local("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf())
         };
         let first = tokio::spawn({
             let config = config.clone();
@@ -697,4 +716,82 @@ async fn simultaneous_prepare_on_empty_database() {
         let _ = first.db.close().await;
         let _ = second.db.close().await;
     }
+}
+
+/// Returns the `name=value` pair of cookie `name` that `response` sets.
+fn cookie_pair(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("the response sets {name}"))
+        .to_owned()
+}
+
+/// Returns the hidden `csrf_token` value of a form page.
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("the page has a CSRF field") + marker.len();
+    html[start..].split('"').next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_session_from_one_instance_works_on_the_other() {
+    let pair = Pair::start().await;
+    let password = "shared console password";
+    app::ssr::admins::create_admin(pair.db(), "operator", password, app::ssr::now())
+        .await
+        .expect("admin created");
+
+    // Sign in at A. The public URL is https, so the cookies carry the
+    // __Host- prefix.
+    let page = pair.http.get(pair.a.url("/console/sign-in")).send().await.unwrap();
+    let form_cookie = cookie_pair(&page, "__Host-latch_console_form");
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("csrf_token", csrf.as_str()), ("username", "operator"), ("password", password)])
+        .finish();
+    let signed_in = pair
+        .http
+        .post(pair.a.url("/console/sign-in"))
+        .header("cookie", form_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let session = cookie_pair(&signed_in, "__Host-latch_console");
+
+    // B knows the session: pages and server functions answer.
+    let console = pair.http.get(pair.b.url("/console")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(console.status(), 200);
+    let html = console.text().await.unwrap();
+    assert!(html.contains("Signed in as operator"));
+    let settings = pair
+        .http
+        .post(pair.b.url("/api/get_settings"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(settings.status(), 200);
+
+    // Signing out at B ends the session at A too.
+    let out = pair
+        .http
+        .post(pair.b.url("/console/sign-out"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf_token={}", csrf_of(&html)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let after = pair.http.get(pair.a.url("/console")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(after.status(), 303);
+    assert!(location(&after).starts_with("/console/sign-in"));
 }
