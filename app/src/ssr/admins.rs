@@ -22,7 +22,7 @@ pub const MIN_ADMIN_PASSWORD_CHARS: usize = 12;
 /// Lifetime of a setup token, in seconds (one hour).
 pub const SETUP_TOKEN_TTL_SECS: i64 = 3600;
 
-/// Why an admin could not be created.
+/// A reason why creating an admin failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
     /// The user name breaks the naming rule.

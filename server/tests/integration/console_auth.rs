@@ -68,7 +68,7 @@ async fn post_function(client: &reqwest::Client, server: &TestServer, function: 
 }
 
 #[tokio::test]
-async fn server_functions_without_admin_session_return_401_and_change_nothing() {
+async fn server_functions_without_session_rejected() {
     let server = TestServer::start().await;
     let app = create_app(&server).await;
     // An admin exists, so the only thing missing is a session.
@@ -140,7 +140,7 @@ async fn signed_in_end_user_is_sent_to_admin_sign_in() {
 }
 
 #[tokio::test]
-async fn sign_in_sets_strict_host_only_cookie_and_rejects_wrong_password() {
+async fn sign_in_cookie_and_wrong_password() {
     let server = TestServer::start().await;
     admins::create_admin(server.db(), ADMIN_USERNAME, ADMIN_PASSWORD, app::ssr::now()).await.unwrap();
 
@@ -338,7 +338,7 @@ async fn setup_link_works_once() {
 }
 
 #[tokio::test]
-async fn setup_link_expires_after_an_hour_and_dies_with_any_admin() {
+async fn setup_link_expires_and_dies() {
     let server = TestServer::start().await;
     let now = app::ssr::now();
     let old = admins::issue_setup_token(server.db(), now - admins::SETUP_TOKEN_TTL_SECS - 1).await.unwrap();
@@ -357,7 +357,7 @@ async fn setup_link_expires_after_an_hour_and_dies_with_any_admin() {
 }
 
 #[tokio::test]
-async fn console_pages_carry_nonce_policy_and_hydration_script_uses_it() {
+async fn console_pages_send_nonce_policy() {
     let server = TestServer::start().await;
     let admin = server.admin_client().await;
     let response = admin.get(server.url("/console")).send().await.unwrap();
@@ -387,7 +387,7 @@ async fn console_pages_carry_nonce_policy_and_hydration_script_uses_it() {
 }
 
 #[tokio::test]
-async fn https_public_url_adds_hsts_and_secure_host_cookie() {
+async fn https_adds_hsts_and_secure_cookie() {
     let server = TestServer::start_with(|config| {
         config.public_url = Some(url::Url::parse("https://auth.example.com").unwrap());
     })
@@ -434,7 +434,7 @@ fn admin_create(data_dir: &std::path::Path, username: &str, password: &str, extr
 }
 
 #[tokio::test]
-async fn admin_create_command_reads_the_password_from_stdin() {
+async fn admin_create_reads_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let short = admin_create(dir.path(), "cli-admin", "too short", &[]);
     assert!(!short.status.success());
@@ -494,7 +494,7 @@ async fn throttled_server() -> TestServer {
 }
 
 #[tokio::test]
-async fn wrong_console_passwords_slow_down_known_and_unknown_names_alike() {
+async fn console_throttle_hides_unknown_names() {
     // Delays long enough that none ends during the test.
     let server = TestServer::start_with(|config| {
         config.sign_in_delay_secs = 60;
@@ -527,7 +527,7 @@ async fn wrong_console_passwords_slow_down_known_and_unknown_names_alike() {
 }
 
 #[tokio::test]
-async fn thirty_wrong_console_passwords_then_the_right_one_works_after_the_delay() {
+async fn console_password_works_after_delay() {
     let server = throttled_server().await;
     admins::create_admin(server.db(), ADMIN_USERNAME, ADMIN_PASSWORD, app::ssr::now()).await.unwrap();
     let client = TestServer::client_from("127.0.0.6".parse().unwrap());
