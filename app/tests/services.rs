@@ -5,10 +5,17 @@
 use app::error::AppError;
 use app::model::ApplicationKind;
 use app::ssr::applications::{self, NewApplication};
+use app::ssr::crypto::MasterKey;
 use app::ssr::testing::TestDatabase;
 use app::ssr::{db, settings};
 
 const NOW: i64 = 1_700_000_000;
+
+/// One master key for every test of this file.
+fn key() -> &'static MasterKey {
+    static KEY: std::sync::OnceLock<MasterKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| MasterKey::generate().0)
+}
 
 /// Opens a fresh database on the backend `LATCH_TEST_BACKEND` names.
 async fn database() -> (sea_orm::DatabaseConnection, TestDatabase) {
@@ -28,7 +35,7 @@ fn plugin(name: &str, uris: &[&str]) -> NewApplication {
 #[tokio::test]
 async fn create_list_show_delete() {
     let (db, _dir) = database().await;
-    let created = applications::create_application(&db, plugin("A", &["https://chatgpt.com/aip/g-1/oauth/callback"]), NOW)
+    let created = applications::create_application(&db, key(), plugin("A", &["https://chatgpt.com/aip/g-1/oauth/callback"]), NOW)
         .await
         .unwrap();
     assert!(created.always_issue_refresh_token);
@@ -40,7 +47,7 @@ async fn create_list_show_delete() {
 
     applications::delete_application(&db, &created.id).await.unwrap();
     assert!(matches!(
-        applications::get_application(&db, &created.id).await,
+        applications::get_application(&db, key(), &created.id).await,
         Err(AppError::ApplicationNotFound(_))
     ));
     assert!(matches!(
@@ -56,7 +63,7 @@ async fn native_app_has_no_secret() {
         kind: ApplicationKind::Native,
         ..plugin("CLI", &["com.example.cli:/callback"])
     };
-    let created = applications::create_application(&db, input, NOW).await.unwrap();
+    let created = applications::create_application(&db, key(), input, NOW).await.unwrap();
     assert!(created.secrets.is_empty());
     assert_eq!(created.redirect_uris, vec!["com.example.cli:/callback".to_string()]);
 }
@@ -64,7 +71,7 @@ async fn native_app_has_no_secret() {
 #[tokio::test]
 async fn create_with_bad_uri_stores_nothing() {
     let (db, _dir) = database().await;
-    let result = applications::create_application(&db, plugin("A", &["javascript:alert(1)"]), NOW).await;
+    let result = applications::create_application(&db, key(), plugin("A", &["javascript:alert(1)"]), NOW).await;
     assert!(matches!(result, Err(AppError::InvalidRedirectUris { .. })));
     assert!(applications::list_applications(&db).await.unwrap().is_empty());
 }
@@ -72,20 +79,20 @@ async fn create_with_bad_uri_stores_nothing() {
 #[tokio::test]
 async fn rejected_uri_list_keeps_saved_list() {
     let (db, _dir) = database().await;
-    let created = applications::create_application(&db, plugin("A", &["https://example.com/cb"]), NOW)
+    let created = applications::create_application(&db, key(), plugin("A", &["https://example.com/cb"]), NOW)
         .await
         .unwrap();
     let bad = vec!["https://example.com/new".to_string(), "https://example.com/#x".to_string()];
     assert!(applications::set_redirect_uris(&db, &created.id, &bad, NOW + 1).await.is_err());
-    let after = applications::get_application(&db, &created.id).await.unwrap();
+    let after = applications::get_application(&db, key(), &created.id).await.unwrap();
     assert_eq!(after, created);
 }
 
 #[tokio::test]
 async fn expired_secrets_are_not_live() {
     let (db, _dir) = database().await;
-    let created = applications::create_application(&db, plugin("A", &[]), NOW).await.unwrap();
-    let live = applications::live_secrets(&db, &created.id, NOW).await.unwrap();
+    let created = applications::create_application(&db, key(), plugin("A", &[]), NOW).await.unwrap();
+    let live = applications::live_secrets(&db, key(), &created.id, NOW).await.unwrap();
     assert_eq!(live, vec![created.secrets[0].value.clone()]);
 }
 

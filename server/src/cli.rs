@@ -77,7 +77,7 @@ pub async fn run_app_command(config: &Config, command: AppCommand) -> anyhow::Re
                 redirect_uris,
                 always_issue_refresh_token,
             };
-            let created = applications::create_application(db, input, app::ssr::now())
+            let created = applications::create_application(db, &state.master_key, input, app::ssr::now())
                 .await
                 .map_err(describe)?;
             print_application(&created, json)?;
@@ -93,7 +93,7 @@ pub async fn run_app_command(config: &Config, command: AppCommand) -> anyhow::Re
             }
         }
         AppCommand::Show { id, json } => {
-            let app = applications::get_application(db, &id).await.map_err(describe)?;
+            let app = applications::get_application(db, &state.master_key, &id).await.map_err(describe)?;
             print_application(&app, json)?;
         }
     }

@@ -19,16 +19,20 @@ use tokio::net::TcpListener;
 
 /// Opens the database, runs migrations and builds the shared state.
 pub async fn prepare(config: &Config) -> anyhow::Result<AppState> {
+    let master_key = std::sync::Arc::new(config.load_master_key()?);
     let url = config.database_url()?;
     let db = app::ssr::db::connect_and_migrate(&url)
         .await
         .map_err(|error| anyhow::anyhow!("cannot open the database: {error}"))?;
-    app::ssr::keys::ensure_signing_keys(&db, app::ssr::now())
+    app::ssr::at_rest::prepare_database(&db, &master_key, app::ssr::now()).await?;
+    app::ssr::keys::ensure_signing_keys(&db, &master_key, app::ssr::now())
         .await
         .map_err(|error| anyhow::anyhow!("cannot create the token signing keys: {error}"))?;
     Ok(AppState {
         db,
         public_url: config.public_url(),
+        master_key,
+        throttle: config.throttle_policy(),
     })
 }
 

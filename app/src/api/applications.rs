@@ -29,7 +29,7 @@ pub async fn create_application(name: String, kind: String) -> Result<String, Ap
         redirect_uris: Vec::new(),
         always_issue_refresh_token: false,
     };
-    let created = ssr::applications::create_application(&state.db, input, ssr::now())
+    let created = ssr::applications::create_application(&state.db, &state.master_key, input, ssr::now())
         .await
         .map_err(fail)?;
     leptos_axum::redirect(&format!("/console/applications/{}", created.id));
@@ -49,7 +49,7 @@ pub async fn delete_application(id: String) -> Result<(), AppError> {
 #[server(endpoint = "get_guide")]
 pub async fn get_guide(id: String) -> Result<GuideData, AppError> {
     let state = AppState::from_context()?;
-    let application = ssr::applications::get_application(&state.db, &id).await.map_err(fail)?;
+    let application = ssr::applications::get_application(&state.db, &state.master_key, &id).await.map_err(fail)?;
     let endpoints = ssr::settings::endpoints(&state.db, &state.public_base()).await.map_err(fail)?;
     Ok(GuideData { application, endpoints })
 }
@@ -83,7 +83,14 @@ pub async fn save_manifest_settings(
     content_type: String,
 ) -> Result<(), AppError> {
     let state = AppState::from_context()?;
-    ssr::applications::set_manifest_settings(&state.db, &id, &verification_token, &content_type, ssr::now())
+    ssr::applications::set_manifest_settings(
+        &state.db,
+        &state.master_key,
+        &id,
+        &verification_token,
+        &content_type,
+        ssr::now(),
+    )
         .await
         .map_err(fail)
 }

@@ -1,5 +1,9 @@
 //! Creating, reading, changing and deleting applications and their secrets.
+//!
+//! Client secrets and OpenAI verification tokens are stored sealed with the
+//! master key. The functions here seal them on write and open them on read.
 
+use super::crypto::{self, MasterKey};
 use super::entities::{application, application_secret, authorization_code, interaction, refresh_token};
 use super::ids;
 use crate::error::AppError;
@@ -69,7 +73,12 @@ pub async fn list_applications(db: &impl ConnectionTrait) -> Result<Vec<Applicat
 }
 
 /// Creates an application with one client secret and returns it.
-pub async fn create_application<C>(db: &C, input: NewApplication, now: i64) -> Result<ApplicationDetails, AppError>
+pub async fn create_application<C>(
+    db: &C,
+    key: &MasterKey,
+    input: NewApplication,
+    now: i64,
+) -> Result<ApplicationDetails, AppError>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -101,26 +110,31 @@ where
     .await
     .map_err(internal)?;
     if input.kind.is_confidential() {
-        insert_secret(&txn, &id, "Default", None, now).await?;
+        insert_secret(&txn, key, &id, "Default", None, now).await?;
     }
     txn.commit().await.map_err(internal)?;
 
     tracing::info!(target: "audit", application_id = %id, "application created");
-    get_application(db, &id).await
+    get_application(db, key, &id).await
 }
 
+/// Stores a new random secret for an application, sealed under
+/// `application_secret:<secret id>`.
 async fn insert_secret(
     db: &impl ConnectionTrait,
+    key: &MasterKey,
     application_id: &str,
     name: &str,
     expires_at: Option<i64>,
     now: i64,
 ) -> Result<(), AppError> {
+    let id = ids::new_row_id();
+    let value = key.seal(&crypto::application_secret_context(&id), &ids::new_app_secret());
     application_secret::ActiveModel {
-        id: Set(ids::new_row_id()),
+        id: Set(id.clone()),
         application_id: Set(application_id.to_owned()),
         name: Set(name.to_owned()),
-        value: Set(ids::new_app_secret()),
+        value: Set(value),
         expires_at: Set(expires_at),
         created_at: Set(now),
     }
@@ -128,6 +142,29 @@ async fn insert_secret(
     .await
     .map_err(internal)?;
     Ok(())
+}
+
+/// Opens a stored client secret.
+pub fn open_secret(key: &MasterKey, secret: &application_secret::Model) -> Result<String, crypto::CryptoError> {
+    key.open(&crypto::application_secret_context(&secret.id), &secret.value)
+}
+
+/// Opens the stored verification token of an application, if it has one.
+pub fn open_verification_token(
+    key: &MasterKey,
+    model: &application::Model,
+) -> Result<Option<String>, crypto::CryptoError> {
+    model
+        .openai_verification_token
+        .as_deref()
+        .map(|sealed| key.open(&crypto::verification_token_context(&model.id), sealed))
+        .transpose()
+}
+
+/// Logs a stored value that does not open and hides it from the caller.
+fn unreadable(column: &'static str, row_id: &str, error: crypto::CryptoError) -> AppError {
+    tracing::error!(%error, column, row_id, "a stored secret cannot be decrypted");
+    AppError::Internal
 }
 
 async fn find_model(db: &impl ConnectionTrait, id: &str) -> Result<application::Model, AppError> {
@@ -138,8 +175,13 @@ async fn find_model(db: &impl ConnectionTrait, id: &str) -> Result<application::
         .ok_or_else(|| AppError::ApplicationNotFound(id.to_owned()))
 }
 
-/// Returns one application with its secrets.
-pub async fn get_application(db: &impl ConnectionTrait, id: &str) -> Result<ApplicationDetails, AppError> {
+/// Returns one application with its secrets and verification token in
+/// clear, for display.
+pub async fn get_application(
+    db: &impl ConnectionTrait,
+    key: &MasterKey,
+    id: &str,
+) -> Result<ApplicationDetails, AppError> {
     let model = find_model(db, id).await?;
     let secrets = application_secret::Entity::find()
         .filter(application_secret::Column::ApplicationId.eq(id))
@@ -147,23 +189,30 @@ pub async fn get_application(db: &impl ConnectionTrait, id: &str) -> Result<Appl
         .all(db)
         .await
         .map_err(internal)?;
+    let secrets = secrets
+        .into_iter()
+        .map(|secret| {
+            let value = open_secret(key, &secret)
+                .map_err(|error| unreadable("application_secrets.value", &secret.id, error))?;
+            Ok(SecretView {
+                id: secret.id,
+                name: secret.name,
+                value,
+                expires_at: secret.expires_at,
+            })
+        })
+        .collect::<Result<Vec<_>, AppError>>()?;
+    let verification_token = open_verification_token(key, &model)
+        .map_err(|error| unreadable("applications.openai_verification_token", &model.id, error))?;
     Ok(ApplicationDetails {
         kind: kind_of(&model),
         redirect_uris: parse_uris(&model.redirect_uris),
-        secrets: secrets
-            .into_iter()
-            .map(|secret| SecretView {
-                id: secret.id,
-                name: secret.name,
-                value: secret.value,
-                expires_at: secret.expires_at,
-            })
-            .collect(),
+        secrets,
         token_content_type: TokenContentType::parse(&model.token_content_type).unwrap_or_default(),
         id: model.id,
         name: model.name,
         always_issue_refresh_token: model.always_issue_refresh_token,
-        openai_verification_token: model.openai_verification_token,
+        openai_verification_token: verification_token,
         default_scope: model.default_scope,
         audience: model.audience,
     })
@@ -238,10 +287,11 @@ pub async fn set_always_issue_refresh_token(
     update(db, id, now, |model| model.always_issue_refresh_token = Set(enabled)).await
 }
 
-/// Saves the manifest settings: the OpenAI verification token and the
-/// token request encoding.
+/// Saves the manifest settings: the OpenAI verification token, sealed, and
+/// the token request encoding.
 pub async fn set_manifest_settings(
     db: &impl ConnectionTrait,
+    key: &MasterKey,
     id: &str,
     verification_token: &str,
     content_type: &str,
@@ -254,6 +304,7 @@ pub async fn set_manifest_settings(
             "Choose application/json or application/x-www-form-urlencoded.",
         )
     })?;
+    let token = token.map(|token| key.seal(&crypto::verification_token_context(id), &token));
     update(db, id, now, |model| {
         model.openai_verification_token = Set(token);
         model.token_content_type = Set(content_type.media_type().into());
@@ -268,8 +319,14 @@ pub async fn set_audience(db: &impl ConnectionTrait, id: &str, audience: &str, n
 }
 
 /// Returns the secrets of an application that have not expired at `now`,
-/// for client authentication.
-pub async fn live_secrets(db: &impl ConnectionTrait, id: &str, now: i64) -> Result<Vec<String>, AppError> {
+/// opened, for client authentication. A secret that does not open is
+/// logged and left out.
+pub async fn live_secrets(
+    db: &impl ConnectionTrait,
+    key: &MasterKey,
+    id: &str,
+    now: i64,
+) -> Result<Vec<String>, AppError> {
     let rows = application_secret::Entity::find()
         .filter(application_secret::Column::ApplicationId.eq(id))
         .all(db)
@@ -278,6 +335,12 @@ pub async fn live_secrets(db: &impl ConnectionTrait, id: &str, now: i64) -> Resu
     Ok(rows
         .into_iter()
         .filter(|secret| secret.expires_at.is_none_or(|expiry| expiry > now))
-        .map(|secret| secret.value)
+        .filter_map(|secret| match open_secret(key, &secret) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let _ = unreadable("application_secrets.value", &secret.id, error);
+                None
+            }
+        })
         .collect())
 }

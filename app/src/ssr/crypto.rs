@@ -103,28 +103,29 @@ impl MasterKey {
         }
         std::fs::create_dir_all(data_dir).map_err(|error| file_error(error.to_string()))?;
         let (key, text) = Self::generate();
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
+        // The key is written to a temporary file (mode 0600) that is then
+        // linked to its name only if that name is still free, so another
+        // process never reads a file that is only partly written.
+        let mut temporary = tempfile::Builder::new()
+            .prefix(".master.key.")
+            .tempfile_in(data_dir)
+            .map_err(|error| file_error(error.to_string()))?;
         {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+            use std::io::Write;
+            temporary
+                .write_all(text.as_bytes())
+                .and_then(|()| temporary.write_all(b"\n"))
+                .and_then(|()| temporary.as_file().sync_all())
+                .map_err(|error| file_error(error.to_string()))?;
         }
-        match options.open(&path) {
-            Ok(mut file) => {
-                use std::io::Write;
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.write_all(b"\n"))
-                    .and_then(|()| file.sync_all())
-                    .map_err(|error| file_error(error.to_string()))?;
-                Ok((key, true))
-            }
+        match temporary.persist_noclobber(&path) {
+            Ok(_) => Ok((key, true)),
             // Another process created the file first: use its key.
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(error) if error.error.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(&path).map_err(|error| file_error(error.to_string()))?;
                 Self::from_base64(&text).map(|key| (key, false))
             }
-            Err(error) => Err(file_error(error.to_string())),
+            Err(error) => Err(file_error(error.error.to_string())),
         }
     }
 
@@ -228,6 +229,26 @@ mod tests {
         assert!(matches!(MasterKey::from_base64("short"), Err(CryptoError::MalformedKey)));
         assert!(matches!(MasterKey::from_base64(&STANDARD.encode([0u8; 16])), Err(CryptoError::MalformedKey)));
         assert!(MasterKey::from_base64(&STANDARD.encode([7u8; 32])).is_ok());
+    }
+
+    #[test]
+    fn concurrent_first_starts_agree_on_one_key_file() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_path_buf();
+            let loaders: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || MasterKey::load_or_create_file(&path).unwrap())
+                })
+                .collect();
+            let keys: Vec<(MasterKey, bool)> = loaders.into_iter().map(|loader| loader.join().unwrap()).collect();
+            assert_eq!(keys.iter().filter(|(_, created)| *created).count(), 1, "one thread creates the file");
+            let sealed = keys[0].0.seal("c", "value");
+            for (key, _) in &keys {
+                assert_eq!(key.open("c", &sealed).unwrap(), "value");
+            }
+        }
     }
 
     #[cfg(unix)]

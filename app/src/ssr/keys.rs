@@ -2,10 +2,13 @@
 //! derives rotated refresh tokens.
 //!
 //! The database is the only source of truth: every instance that shares a
-//! database signs with the same keys. Parsed keys are kept in a
-//! process-wide cache keyed by the SHA-256 of the stored private key, so a
-//! cache entry can never stand for a different row, even when several
-//! servers with different databases run in one process.
+//! database signs with the same keys. Private keys are stored sealed with
+//! the master key under `signing_key:<kid>`. Every use opens the stored
+//! value, so only a holder of the master key can sign. The parsed key then
+//! comes from a process-wide cache keyed by the SHA-256 of the key id and
+//! the sealed value. A cache entry therefore never stands for a different
+//! row, even when several servers with different databases run in one
+//! process.
 
 #![cfg_attr(
     not(test),
@@ -13,6 +16,7 @@
 )]
 
 use super::applications::internal;
+use super::crypto::{self, MasterKey};
 use super::entities::{setting, signing_key};
 use super::ids;
 use crate::error::AppError;
@@ -92,6 +96,14 @@ pub enum KeyError {
         /// Library error text.
         reason: String,
     },
+    /// A stored key does not open with the master key.
+    #[error("stored signing key {kid} cannot be decrypted: {source}")]
+    Sealed {
+        /// Key id of the stored key.
+        kid: String,
+        /// Reason it does not open.
+        source: crypto::CryptoError,
+    },
     /// A stored key does not parse.
     #[error("stored signing key {kid} is unusable: {reason}")]
     Unusable {
@@ -138,14 +150,18 @@ fn cache() -> &'static KeyCache {
 /// (`es256-1`), both taken from one read of the table. Two instances that
 /// start at once read the same rows, so they pick the same id, and the
 /// insert ignores the second key. Both then sign with the row that won.
-pub async fn ensure_signing_keys(db: &impl ConnectionTrait, now: i64) -> Result<(), KeyError> {
+pub async fn ensure_signing_keys(
+    db: &impl ConnectionTrait,
+    key: &MasterKey,
+    now: i64,
+) -> Result<(), KeyError> {
     for alg in SigningAlg::ALL {
         let rows = signing_key::Entity::find()
             .filter(signing_key::Column::Alg.eq(alg.as_str()))
             .all(db)
             .await?;
         if rows.iter().all(|row| row.retired_at.is_some()) {
-            insert_key(db, alg, rows.len() as u64 + 1, now).await?;
+            insert_key(db, key, alg, rows.len() as u64 + 1, now).await?;
         }
     }
     Ok(())
@@ -156,6 +172,7 @@ pub async fn ensure_signing_keys(db: &impl ConnectionTrait, now: i64) -> Result<
 /// keys stay published until [`retire_signing_key`] is called.
 pub async fn add_signing_key(
     db: &impl ConnectionTrait,
+    key: &MasterKey,
     alg: SigningAlg,
     now: i64,
 ) -> Result<String, KeyError> {
@@ -164,23 +181,26 @@ pub async fn add_signing_key(
         .count(db)
         .await?
         + 1;
-    insert_key(db, alg, generation, now).await
+    insert_key(db, key, alg, generation, now).await
 }
 
-/// Generates a key with id `<alg>-<generation>` and inserts it unless a
-/// key with that id exists. Returns the id.
+/// Generates a key with id `<alg>-<generation>` and inserts it, sealed,
+/// unless a key with that id exists. Returns the id.
 async fn insert_key(
     db: &impl ConnectionTrait,
+    key: &MasterKey,
     alg: SigningAlg,
     generation: u64,
     now: i64,
 ) -> Result<String, KeyError> {
     let kid = format!("{}-{generation}", alg.as_str().to_ascii_lowercase());
     let (private_pem, public_jwk) = generate(alg, &kid)?;
+    let sealed = key.seal(&crypto::signing_key_context(&kid), &private_pem);
+    drop(private_pem);
     let row = signing_key::ActiveModel {
         kid: Set(kid.clone()),
         alg: Set(alg.as_str().to_owned()),
-        private_key: Set(private_pem),
+        private_key: Set(sealed),
         public_jwk: Set(public_jwk),
         created_at: Set(now),
         retired_at: Set(None),
@@ -190,7 +210,7 @@ async fn insert_key(
         .exec(db)
         .await?;
     if matches!(result, TryInsertResult::Inserted(_)) {
-        tracing::info!(target: "audit", %kid, "signing key created");
+        tracing::info!(target: "audit", %kid, alg = %alg.as_str(), "keys created");
     } else {
         tracing::info!(%kid, "another instance created the signing key first");
     }
@@ -295,6 +315,7 @@ async fn active_rows(
 /// active key signs.
 pub async fn current_signing_key(
     db: &impl ConnectionTrait,
+    key: &MasterKey,
     alg: SigningAlg,
     now: i64,
 ) -> Result<Arc<LoadedKey>, KeyError> {
@@ -305,20 +326,21 @@ pub async fn current_signing_key(
     let row = published
         .or(rows.last())
         .ok_or(KeyError::Missing(alg.as_str()))?;
-    load(row)
+    load(row, key)
 }
 
 /// Returns the active key with id `kid`, or `None` when it is unknown or
 /// retired.
 pub async fn verification_key(
     db: &impl ConnectionTrait,
+    key: &MasterKey,
     kid: &str,
 ) -> Result<Option<Arc<LoadedKey>>, KeyError> {
     let row = signing_key::Entity::find_by_id(kid.to_owned())
         .filter(signing_key::Column::RetiredAt.is_null())
         .one(db)
         .await?;
-    row.as_ref().map(load).transpose()
+    row.as_ref().map(|row| load(row, key)).transpose()
 }
 
 /// Returns the public JWKs of every key that is not retired, newest first.
@@ -339,29 +361,37 @@ pub async fn published_jwks(db: &impl ConnectionTrait) -> Result<Vec<serde_json:
         .collect()
 }
 
-/// Parses a stored key, or takes it from the cache.
-fn load(row: &signing_key::Model) -> Result<Arc<LoadedKey>, KeyError> {
-    let fingerprint = ids::sha256_hex(&row.private_key);
+/// Opens a stored key with the master key, then parses it or takes the
+/// parsed key from the cache.
+fn load(row: &signing_key::Model, master_key: &MasterKey) -> Result<Arc<LoadedKey>, KeyError> {
+    let pem = master_key
+        .open(&crypto::signing_key_context(&row.kid), &row.private_key)
+        .map_err(|source| KeyError::Sealed {
+            kid: row.kid.clone(),
+            source,
+        })?;
+    let fingerprint = ids::sha256_hex(&format!("{}\n{}", row.kid, row.private_key));
     if let Ok(cached) = cache().read()
         && let Some(key) = cached.get(&fingerprint)
     {
         return Ok(key.clone());
     }
-    let key = Arc::new(parse(row)?);
+    let key = Arc::new(parse(row, &pem)?);
     if let Ok(mut cached) = cache().write() {
         cached.insert(fingerprint, key.clone());
     }
     Ok(key)
 }
 
-fn parse(row: &signing_key::Model) -> Result<LoadedKey, KeyError> {
+/// Parses a stored key whose private key, opened, is `pem`.
+fn parse(row: &signing_key::Model, pem: &str) -> Result<LoadedKey, KeyError> {
     let unusable = |reason: String| KeyError::Unusable {
         kid: row.kid.clone(),
         reason,
     };
     let alg = SigningAlg::parse(&row.alg)
         .ok_or_else(|| unusable(format!("unknown algorithm {}", row.alg)))?;
-    let pem = row.private_key.as_bytes();
+    let pem = pem.as_bytes();
     let encoding = match alg {
         SigningAlg::Es256 => EncodingKey::from_ec_pem(pem),
         SigningAlg::Rs256 => EncodingKey::from_rsa_pem(pem),
@@ -416,16 +446,17 @@ mod tests {
 
     #[test]
     fn p256_key_round_trips_through_jsonwebtoken() {
+        let (master_key, _) = MasterKey::generate();
         let (pem, jwk) = generate(SigningAlg::Es256, "es256-1").unwrap();
         let row = signing_key::Model {
             kid: "es256-1".into(),
             alg: "ES256".into(),
-            private_key: pem,
+            private_key: master_key.seal("signing_key:es256-1", &pem),
             public_jwk: jwk,
             created_at: 0,
             retired_at: None,
         };
-        let key = parse(&row).unwrap();
+        let key = load(&row, &master_key).unwrap();
         let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
         let claims = serde_json::json!({"sub": "user", "exp": 4_000_000_000u64});
@@ -434,6 +465,36 @@ mod tests {
         let decoded =
             jsonwebtoken::decode::<serde_json::Value>(&token, &key.decoding, &validation).unwrap();
         assert_eq!(decoded.claims["sub"], "user");
+    }
+
+    #[test]
+    fn sealed_key_opens_only_with_its_master_key_and_kid() {
+        let (master_key, _) = MasterKey::generate();
+        let (other_key, _) = MasterKey::generate();
+        let (pem, jwk) = generate(SigningAlg::Es256, "es256-2").unwrap();
+        let row = signing_key::Model {
+            kid: "es256-2".into(),
+            alg: "ES256".into(),
+            private_key: master_key.seal("signing_key:es256-2", &pem),
+            public_jwk: jwk,
+            created_at: 0,
+            retired_at: None,
+        };
+        assert!(!row.private_key.contains("PRIVATE KEY"));
+        assert!(load(&row, &master_key).is_ok());
+        // A cached parse does not let another master key use the row.
+        assert!(matches!(
+            load(&row, &other_key),
+            Err(KeyError::Sealed { .. })
+        ));
+        let moved = signing_key::Model {
+            kid: "es256-3".into(),
+            ..row
+        };
+        assert!(matches!(
+            load(&moved, &master_key),
+            Err(KeyError::Sealed { .. })
+        ));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! time as an argument so that tests can fix it.
 
 pub mod applications;
+pub mod at_rest;
 pub mod codes;
+pub mod crypto;
 pub mod db;
 pub mod entities;
 pub mod grants;

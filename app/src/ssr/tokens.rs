@@ -11,6 +11,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+use super::crypto::MasterKey;
 use super::entities::{application, user};
 use super::grants;
 use super::ids;
@@ -96,6 +97,7 @@ pub fn audience_of(application: &application::Model) -> String {
 /// grace window can reproduce the same claims.
 pub async fn mint_access_token(
     db: &impl ConnectionTrait,
+    master_key: &MasterKey,
     issuer: &str,
     subject: TokenSubject<'_>,
     iat: i64,
@@ -113,7 +115,7 @@ pub async fn mint_access_token(
         jti,
         grant_id: subject.grant_id.map(str::to_owned),
     };
-    let key = signing_key_for(db, application, iat).await?;
+    let key = signing_key_for(db, master_key, application, iat).await?;
     let token = sign(&key, ACCESS_TOKEN_TYP, &claims)?;
     Ok((token, claims))
 }
@@ -146,6 +148,7 @@ pub struct IdTokenRequest<'a> {
 /// (OpenID Connect Core section 5.4).
 pub async fn mint_id_token(
     db: &impl ConnectionTrait,
+    master_key: &MasterKey,
     issuer: &str,
     request: IdTokenRequest<'_>,
     now: i64,
@@ -169,7 +172,7 @@ pub async fn mint_id_token(
         claims.insert("nonce".into(), nonce.into());
     }
     claims.extend(user_claims(&user, request.subject.scope));
-    let key = signing_key_for(db, application, now).await?;
+    let key = signing_key_for(db, master_key, application, now).await?;
     Ok(sign(&key, "JWT", &claims)?)
 }
 
@@ -196,11 +199,12 @@ pub fn user_claims(user: &user::Model, scope: &str) -> serde_json::Map<String, s
 
 async fn signing_key_for(
     db: &impl ConnectionTrait,
+    master_key: &MasterKey,
     application: &application::Model,
     now: i64,
 ) -> Result<std::sync::Arc<LoadedKey>, KeyError> {
     let alg = SigningAlg::for_application(&application.signing_alg);
-    keys::current_signing_key(db, alg, now).await
+    keys::current_signing_key(db, master_key, alg, now).await
 }
 
 fn sign(
@@ -254,6 +258,7 @@ pub enum AccessTokenError {
 /// endpoints accept tokens for any audience.
 pub async fn verify_access_token(
     db: &impl ConnectionTrait,
+    master_key: &MasterKey,
     issuer: &str,
     token: &str,
     now: i64,
@@ -263,7 +268,7 @@ pub async fn verify_access_token(
         return Err(AccessTokenError::NotAccessToken);
     }
     let kid = header.kid.ok_or(AccessTokenError::UnknownKey)?;
-    let key = keys::verification_key(db, &kid)
+    let key = keys::verification_key(db, master_key, &kid)
         .await
         .map_err(|error| AccessTokenError::Server(error.to_string()))?
         .ok_or(AccessTokenError::UnknownKey)?;

@@ -18,6 +18,7 @@ use super::errors::OAuthError;
 use super::params::Params;
 use app::model::ApplicationKind;
 use app::ssr::applications::live_secrets;
+use app::ssr::crypto::MasterKey;
 use app::ssr::entities::application;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -128,9 +129,11 @@ fn form_decode(value: &str) -> Option<String> {
 }
 
 /// Checks the credentials against the stored application and its live
-/// secrets. An unknown client and a wrong secret give the same error.
+/// secrets, which are stored sealed and opened with `master_key`. An
+/// unknown client and a wrong secret give the same error.
 pub async fn authenticate_client(
     db: &impl ConnectionTrait,
+    master_key: &MasterKey,
     credentials: ClientCredentials,
     now: i64,
 ) -> Result<AuthenticatedClient, OAuthError> {
@@ -156,7 +159,7 @@ pub async fn authenticate_client(
         }),
         (false, None) => Err(reject("no client secret was sent")),
         (false, Some(secret)) => {
-            let secrets = live_secrets(db, &application.id, now)
+            let secrets = live_secrets(db, master_key, &application.id, now)
                 .await
                 .map_err(|error| OAuthError::Server(error.to_string()))?;
             if secret_matches(&secret, &secrets) {
@@ -170,10 +173,6 @@ pub async fn authenticate_client(
         }
     }
 }
-
-// TODO-security: client secrets are stored in plain text because the
-// console shows them again, so a copy of the database lets its holder
-// authenticate as every confidential client until the secrets are rotated.
 
 /// Compares SHA-256 digests in constant time, so neither the content nor
 /// the length of a stored secret shows in the timing. Every secret is

@@ -52,7 +52,7 @@ async fn describe(
 ) -> Result<serde_json::Value, OAuthError> {
     let params = parse_body(headers, body)?;
     let credentials = extract_credentials(headers, &params)?;
-    let client = authenticate_client(&state.db, credentials, now).await?;
+    let client = authenticate_client(&state.db, &state.master_key, credentials, now).await?;
     let token = params.require("token", "token is missing.")?;
     let client_id = client.application.id.as_str();
 
@@ -76,7 +76,7 @@ async fn describe(
     }
 
     let issuer = discovery::issuer(state).await?;
-    match tokens::verify_access_token(&state.db, &issuer, token, now).await {
+    match tokens::verify_access_token(&state.db, &state.master_key, &issuer, token, now).await {
         Ok(claims) if claims.client_id == client_id => Ok(json!({
             "active": true,
             "token_type": "access_token",

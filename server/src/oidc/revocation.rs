@@ -53,7 +53,7 @@ async fn revoke_token(
 ) -> Result<(), OAuthError> {
     let params = parse_body(headers, body)?;
     let credentials = extract_credentials(headers, &params)?;
-    let client = authenticate_client(&state.db, credentials, now).await?;
+    let client = authenticate_client(&state.db, &state.master_key, credentials, now).await?;
     let token = params.require("token", "token is missing.")?;
     let server_error = |error: sea_orm::DbErr| OAuthError::Server(error.to_string());
 
@@ -73,7 +73,7 @@ async fn revoke_token(
     }
 
     let issuer = discovery::issuer(state).await?;
-    if let Ok(claims) = tokens::verify_access_token(&state.db, &issuer, token, now).await
+    if let Ok(claims) = tokens::verify_access_token(&state.db, &state.master_key, &issuer, token, now).await
         && claims.client_id == client.application.id
         && let Some(family_id) = &claims.grant_id
     {

@@ -58,7 +58,7 @@ async fn claims_for(
     let issuer = discovery::issuer(state)
         .await
         .map_err(|error| BearerError::Server(error.to_string()))?;
-    let access = tokens::verify_access_token(&state.db, &issuer, token, now).await?;
+    let access = tokens::verify_access_token(&state.db, &state.master_key, &issuer, token, now).await?;
     if !scope_contains(&access.scope, "openid") {
         return Err(BearerError::InsufficientScope("openid"));
     }

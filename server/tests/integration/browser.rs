@@ -186,7 +186,7 @@ pub async fn create_app(
         redirect_uris: Vec::new(),
         always_issue_refresh_token,
     };
-    let details = create_application(server.db(), input, now)
+    let details = create_application(server.db(), &server.state.master_key, input, now)
         .await
         .expect("application created");
     let uris: Vec<String> = redirect_uris.iter().map(|uri| uri.to_string()).collect();

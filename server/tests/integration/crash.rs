@@ -207,13 +207,14 @@ async fn crash_round(answers_before_kill: usize) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let http = client();
 
-    let mut server = LatchProcess::spawn(&database.url, dir.path(), dir.path().join("first.log"));
+    let (master_key, master_key_text) = app::ssr::crypto::MasterKey::generate();
+    let mut server = LatchProcess::spawn(&database.url, dir.path(), Some(&master_key_text), dir.path().join("first.log"));
     server.wait_healthy(&http).await;
 
     // Data written through the services, as the console and the sign-in
     // pages would.
     let db = app::ssr::db::connect_and_migrate(&database.url).await.expect("test connection");
-    let app = register_app(&db).await;
+    let app = register_app(&db, &master_key).await;
     let mut sessions = Vec::new();
     for index in 0..WORKERS {
         let user_id = crate::instances::insert_user(&db, &format!("user{index}")).await;
@@ -257,7 +258,8 @@ async fn crash_round(answers_before_kill: usize) {
         assert_eq!(integrity_check(&db).await, vec!["ok".to_owned()]);
     }
 
-    let mut restarted = LatchProcess::spawn(&database.url, dir.path(), dir.path().join("second.log"));
+    let mut restarted =
+        LatchProcess::spawn(&database.url, dir.path(), Some(&master_key_text), dir.path().join("second.log"));
     restarted.wait_healthy(&http).await;
     let token_url = restarted.url("/oidc/token");
 

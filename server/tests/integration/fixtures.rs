@@ -52,7 +52,7 @@ pub async fn confidential_client(server: &TestServer) -> Client {
         redirect_uris: vec![CALLBACK.into()],
         always_issue_refresh_token: true,
     };
-    let details = create_application(server.db(), input, app::ssr::now())
+    let details = create_application(server.db(), &server.state.master_key, input, app::ssr::now())
         .await
         .expect("application created");
     Client {
@@ -69,7 +69,7 @@ pub async fn public_client(server: &TestServer) -> Client {
         redirect_uris: Vec::new(),
         always_issue_refresh_token: true,
     };
-    let details = create_application(server.db(), input, app::ssr::now())
+    let details = create_application(server.db(), &server.state.master_key, input, app::ssr::now())
         .await
         .expect("application created");
     Client {
@@ -78,19 +78,29 @@ pub async fn public_client(server: &TestServer) -> Client {
     }
 }
 
-/// Adds a secret with the given value to an application.
+/// Adds a secret with the given value to an application, sealed as the
+/// services store it.
 pub async fn add_secret(server: &TestServer, client_id: &str, value: &str) {
+    add_secret_row(server, client_id, value, None).await;
+}
+
+/// Inserts a sealed secret row with the given value and expiry and returns
+/// its id.
+pub async fn add_secret_row(server: &TestServer, client_id: &str, value: &str, expires_at: Option<i64>) -> String {
+    let id = format!("secret{}", &app::ssr::ids::new_row_id()[..10]);
+    let context = app::ssr::crypto::application_secret_context(&id);
     application_secret::ActiveModel {
-        id: Set(format!("secret{}", &app::ssr::ids::new_row_id()[..10])),
+        id: Set(id.clone()),
         application_id: Set(client_id.into()),
         name: Set("extra".into()),
-        value: Set(value.into()),
-        expires_at: Set(None),
+        value: Set(server.state.master_key.seal(&context, value)),
+        expires_at: Set(expires_at),
         created_at: Set(app::ssr::now()),
     }
     .insert(server.db())
     .await
     .expect("secret inserted");
+    id
 }
 
 /// Changes a stored application.

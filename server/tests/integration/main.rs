@@ -3,6 +3,7 @@
 
 mod common;
 
+mod at_rest;
 mod attacks;
 mod authorize;
 mod browser;

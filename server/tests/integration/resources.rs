@@ -189,7 +189,7 @@ async fn new_key_is_published_before_it_signs() {
     let old_token = access_token_of(&tokens).to_owned();
     let old_kid = header_of(&old_token)["kid"].as_str().unwrap().to_owned();
     let now = app::ssr::now();
-    let new_kid = keys::add_signing_key(server.db(), SigningAlg::Es256, now)
+    let new_kid = keys::add_signing_key(server.db(), &server.state.master_key, SigningAlg::Es256, now)
         .await
         .unwrap();
     assert_ne!(new_kid, old_kid);
@@ -210,7 +210,7 @@ async fn new_key_is_published_before_it_signs() {
     // Once the publication lead has passed, the new key signs and tokens
     // of the old key still verify.
     let later = now + keys::KEY_PUBLICATION_LEAD_SECS;
-    let signing = keys::current_signing_key(server.db(), SigningAlg::Es256, later)
+    let signing = keys::current_signing_key(server.db(), &server.state.master_key, SigningAlg::Es256, later)
         .await
         .unwrap();
     assert_eq!(signing.kid, new_kid);
@@ -239,10 +239,11 @@ async fn concurrent_first_starts_create_one_key_each() {
     );
     let db = app::ssr::db::connect_and_migrate(&url).await.unwrap();
     let now = app::ssr::now();
+    let (master_key, _) = app::ssr::crypto::MasterKey::generate();
     let (first, second, third) = tokio::join!(
-        keys::ensure_signing_keys(&db, now),
-        keys::ensure_signing_keys(&db, now),
-        keys::ensure_signing_keys(&db, now)
+        keys::ensure_signing_keys(&db, &master_key, now),
+        keys::ensure_signing_keys(&db, &master_key, now),
+        keys::ensure_signing_keys(&db, &master_key, now)
     );
     first.unwrap();
     second.unwrap();
@@ -257,7 +258,7 @@ async fn concurrent_first_starts_create_one_key_each() {
     assert!(kids.contains(&"rs256-1"));
 
     // Every caller signs with the stored key, whichever insert won.
-    let signing = keys::current_signing_key(&db, SigningAlg::Es256, now)
+    let signing = keys::current_signing_key(&db, &master_key, SigningAlg::Es256, now)
         .await
         .unwrap();
     assert_eq!(signing.kid, "es256-1");
@@ -268,8 +269,8 @@ async fn key_creation_is_idempotent() {
     let server = TestServer::start().await;
     let before = jwks(&server).await.keys.len();
     let (first, second) = tokio::join!(
-        keys::ensure_signing_keys(server.db(), app::ssr::now()),
-        keys::ensure_signing_keys(server.db(), app::ssr::now())
+        keys::ensure_signing_keys(server.db(), &server.state.master_key, app::ssr::now()),
+        keys::ensure_signing_keys(server.db(), &server.state.master_key, app::ssr::now())
     );
     first.unwrap();
     second.unwrap();
@@ -349,7 +350,7 @@ async fn userinfo_with_bad_token_is_invalid_token() {
     );
 
     // An expired token signed with the server's own key.
-    let key = keys::current_signing_key(server.db(), SigningAlg::Es256, app::ssr::now())
+    let key = keys::current_signing_key(server.db(), &server.state.master_key, SigningAlg::Es256, app::ssr::now())
         .await
         .unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);

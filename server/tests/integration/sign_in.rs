@@ -124,7 +124,7 @@ async fn chatgpt_journey_registers_and_returns_code() {
     assert_eq!(counts(&server).await.interactions, 0);
 
     // ChatGPT then redeems the code with a JSON body, credentials inside.
-    let secrets = app::ssr::applications::live_secrets(server.db(), &client, app::ssr::now())
+    let secrets = app::ssr::applications::live_secrets(server.db(), &server.state.master_key, &client, app::ssr::now())
         .await
         .unwrap();
     let body = serde_json::json!({

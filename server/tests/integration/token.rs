@@ -412,19 +412,7 @@ async fn public_client_sending_secret_is_rejected() {
 async fn expired_secret_is_rejected_and_live_one_accepted() {
     let (server, client, user_id) = setup().await;
     add_secret(&server, &client.id, "second-live-secret").await;
-    use app::ssr::entities::application_secret;
-    use sea_orm::ActiveModelTrait;
-    application_secret::ActiveModel {
-        id: sea_orm::Set("expiredsecret".into()),
-        application_id: sea_orm::Set(client.id.clone()),
-        name: sea_orm::Set("old".into()),
-        value: sea_orm::Set("expired-secret".into()),
-        expires_at: sea_orm::Set(Some(app::ssr::now() - 10)),
-        created_at: sea_orm::Set(0),
-    }
-    .insert(server.db())
-    .await
-    .unwrap();
+    add_secret_row(&server, &client.id, "expired-secret", Some(app::ssr::now() - 10)).await;
 
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let mut params = code_params(&code, &client);

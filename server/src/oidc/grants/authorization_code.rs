@@ -8,6 +8,7 @@
 
 use super::TokenResponse;
 use crate::oidc::client_auth::AuthenticatedClient;
+use app::ssr::crypto::MasterKey;
 use crate::oidc::errors::OAuthError;
 use crate::oidc::params::Params;
 use app::ssr::grants::{CodeRedemption, redeem_code};
@@ -18,6 +19,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 /// when `openid` was granted, and a refresh token when the code allows one.
 pub async fn exchange<C>(
     db: &C,
+    master_key: &MasterKey,
     client: &AuthenticatedClient,
     params: &Params,
     issuer: &str,
@@ -51,14 +53,14 @@ where
     // carries no grant id, so a later reuse of the code cannot revoke it and
     // it stays valid until it expires.
     let (access_token, claims) =
-        tokens::mint_access_token(db, issuer, subject, now, tokens::new_jti()).await?;
+        tokens::mint_access_token(db, master_key, issuer, subject, now, tokens::new_jti()).await?;
     let id_token = if scope_contains(&grant.scope, "openid") {
         let request = IdTokenRequest {
             subject,
             auth_time: grant.auth_time,
             nonce: grant.nonce.as_deref(),
         };
-        Some(tokens::mint_id_token(db, issuer, request, now).await?)
+        Some(tokens::mint_id_token(db, master_key, issuer, request, now).await?)
     } else {
         None
     };

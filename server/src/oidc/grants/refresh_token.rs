@@ -11,6 +11,7 @@
 
 use super::TokenResponse;
 use crate::oidc::client_auth::AuthenticatedClient;
+use app::ssr::crypto::MasterKey;
 use crate::oidc::errors::OAuthError;
 use crate::oidc::params::Params;
 use app::ssr::grants::{GrantError, RefreshRequest, find_refresh_token, use_refresh_token};
@@ -22,6 +23,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 /// refresh token the client must keep from now on.
 pub async fn exchange<C>(
     db: &C,
+    master_key: &MasterKey,
     client: &AuthenticatedClient,
     params: &Params,
     issuer: &str,
@@ -68,7 +70,7 @@ where
         scope: &scope,
         grant_id: Some(&issued.row.family_id),
     };
-    let (access_token, claims) = tokens::mint_access_token(db, issuer, subject, iat, jti).await?;
+    let (access_token, claims) = tokens::mint_access_token(db, master_key, issuer, subject, iat, jti).await?;
     // OpenID Connect Core section 12.2: a refreshed ID token has no nonce.
     let id_token = if scope_contains(&scope, "openid") {
         let request = IdTokenRequest {
@@ -76,7 +78,7 @@ where
             auth_time: issued.row.auth_time,
             nonce: None,
         };
-        Some(tokens::mint_id_token(db, issuer, request, now).await?)
+        Some(tokens::mint_id_token(db, master_key, issuer, request, now).await?)
     } else {
         None
     };
