@@ -24,6 +24,56 @@ pub enum Command {
     /// Manage applications.
     #[command(subcommand)]
     App(AppCommand),
+    /// Manage console admins.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `latch admin ...`
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a console admin. The password is read from a prompt, or from
+    /// the first line of standard input when that is not a terminal; it is
+    /// never taken from the command line, where other users of the machine
+    /// could read it.
+    Create {
+        /// User name of the new admin.
+        #[arg(long)]
+        username: String,
+    },
+}
+
+/// Reads the new admin's password: twice from a hidden prompt on a
+/// terminal, else once from the first line of standard input.
+fn read_new_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password for the new admin: ")?;
+        let second = rpassword::prompt_password("Type it again: ")?;
+        if first != second {
+            anyhow::bail!("the two passwords differ; run the command again");
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
+/// Runs `latch admin ...`.
+pub async fn run_admin_command(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Create { username } => {
+            let password = read_new_password()?;
+            let state = crate::prepare(config).await?;
+            let admin = app::ssr::admins::create_admin(&state.db, &username, &password, app::ssr::now())
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            println!("Created admin {}. Sign in at {}/console/sign-in", admin.username, state.public_base());
+            Ok(())
+        }
+    }
 }
 
 /// `latch app ...`

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod console_auth;
 pub mod oidc;
 pub mod routes;
 pub mod signin;
@@ -34,6 +35,28 @@ pub async fn prepare(config: &Config) -> anyhow::Result<AppState> {
         master_key,
         throttle: config.throttle_policy(),
     })
+}
+
+/// While no console admin exists, stores a one-time setup token and logs
+/// the link that creates the first admin. The link works once, for an
+/// hour; each start while no admin exists logs a new one.
+pub async fn announce_setup(state: &AppState) -> anyhow::Result<()> {
+    let now = app::ssr::now();
+    let admins = app::ssr::admins::count_admins(&state.db)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot count console admins: {error}"))?;
+    if admins > 0 {
+        return Ok(());
+    }
+    let token = app::ssr::admins::issue_setup_token(&state.db, now)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot store the setup token: {error}"))?;
+    tracing::info!(target: "audit", "no console admin exists; setup link issued");
+    tracing::warn!(
+        "No console admin exists yet. Within an hour, open {}/console/setup?token={token} to create the first one, or run `latch admin create --username NAME`.",
+        state.public_base()
+    );
+    Ok(())
 }
 
 /// Serves Latch on `listener` until `shutdown` completes.
