@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod components;
+pub mod dates;
 pub mod error;
 pub mod guides;
 pub mod manifest;

@@ -81,7 +81,7 @@ test("guide journey with JavaScript", async ({ page, context }) => {
   // The secret is masked until shown.
   const secret = page.getByLabel("App Secret", { exact: true });
   await expect(secret).toHaveAttribute("type", "password");
-  await page.getByRole("button", { name: "Show" }).click();
+  await page.getByRole("button", { name: "Show", exact: true }).click();
   await expect(secret).toHaveAttribute("type", "text");
   expect(await secret.inputValue()).toMatch(/^[0-9a-zA-Z]{32}$/);
 

@@ -10,11 +10,12 @@ use leptos::prelude::*;
 pub fn ClientCredentials(
     /// App ID.
     app_id: String,
-    /// Secrets of the application, newest first.
-    secrets: Vec<SecretView>,
+    /// Whether the application is a public client, which has no secret.
+    public: bool,
+    /// The newest secret that has not expired, if any.
+    secret: Option<SecretView>,
 ) -> impl IntoView {
     let app_id_value = Signal::stored(app_id.clone());
-    let secret = secrets.into_iter().next();
     let revealed = RwSignal::new(false);
 
     let secret_view = match secret {
@@ -45,9 +46,15 @@ pub fn ClientCredentials(
             }
             .into_any()
         }
-        None => view! {
+        None if public => view! {
             <p class=ds::PROSE>
                 "This application is a public client and has no secret: it must use PKCE instead."
+            </p>
+        }
+        .into_any(),
+        None => view! {
+            <p role="alert" class="rounded-md border border-red-200 bg-red-50 p-4 text-sm text-red-800">
+                "Every secret of this application has expired, so ChatGPT cannot sign users in. Add a new secret below and enter it in ChatGPT."
             </p>
         }
         .into_any(),

@@ -4,6 +4,7 @@
 //! other modules are the guide's feature components.
 
 pub mod client_credentials;
+pub mod client_secrets;
 pub mod copy_button;
 pub mod custom_domain_notice;
 pub mod ds;
@@ -14,6 +15,7 @@ pub mod refresh_token_switch;
 pub mod token_verification;
 
 pub use client_credentials::ClientCredentials;
+pub use client_secrets::ClientSecrets;
 pub use copy_button::CopyButton;
 pub use custom_domain_notice::CustomDomainNotice;
 pub use error_notice::ErrorNotice;

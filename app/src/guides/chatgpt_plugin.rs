@@ -39,6 +39,7 @@ pub static CHATGPT_PLUGIN: Guide = Guide {
                     "When ChatGPT asks for the OAuth client ID and client secret, enter the App ID and App Secret below.",
                 ),
                 Block::ClientCredentials,
+                Block::ClientSecrets,
                 Block::Text(
                     "Put the following auth section into your plugin's ai-plugin.json. ChatGPT shows a verification token once you have entered the credentials: paste it into the field so the section carries it.",
                 ),

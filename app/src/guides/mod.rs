@@ -42,6 +42,8 @@ pub enum Block {
     RefreshTokenSwitch,
     /// App ID and App Secret.
     ClientCredentials,
+    /// The list of client secrets with the forms that add and delete them.
+    ClientSecrets,
     /// The generated `ai-plugin.json` `auth` section.
     PluginManifest,
     /// The custom-domain notice, shown only when a domain is set.

@@ -1,14 +1,15 @@
 //! The guide page of one application.
 
 use crate::api::applications::get_guide;
+use crate::api::secrets::list_secrets;
 use crate::components::{
-    ClientCredentials, CustomDomainNotice, ErrorNotice, PluginManifest, RedirectUriField, RefreshTokenSwitch,
-    TokenVerification, ds,
+    ClientCredentials, ClientSecrets, CustomDomainNotice, ErrorNotice, PluginManifest, RedirectUriField,
+    RefreshTokenSwitch, TokenVerification, ds,
 };
 use crate::guides::{Block, CHATGPT_PLUGIN, Guide};
-use crate::model::GuideData;
+use crate::model::{ApplicationSecrets, GuideData};
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 /// Loads an application and renders its guide.
 #[component]
@@ -16,6 +17,14 @@ pub fn GuidePage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let guide = Resource::new(id, get_guide);
+    let secrets = Resource::new(id, list_secrets);
+    // The secret forms send the browser back here with the id of the
+    // secret they added or deleted.
+    let query = use_query_map();
+    let secret_change = move || SecretChange {
+        added: query.read().get("added"),
+        deleted: query.read().get("deleted").is_some(),
+    };
 
     view! {
         <p class="text-sm">
@@ -23,18 +32,38 @@ pub fn GuidePage() -> impl IntoView {
         </p>
         <Transition fallback=|| view! { <p class="mt-4 text-sm text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match guide.await {
-                    Ok(data) => view! { <GuideView guide=&CHATGPT_PLUGIN data /> }.into_any(),
-                    Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                match (guide.await, secrets.await) {
+                    (Ok(data), Ok(secrets)) => {
+                        let change = secret_change();
+                        view! { <GuideView guide=&CHATGPT_PLUGIN data secrets change /> }.into_any()
+                    }
+                    (Err(error), _) | (_, Err(error)) => {
+                        view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any()
+                    }
                 }
             })}
         </Transition>
     }
 }
 
+/// Outcome of a secret form, read from the query string of the address
+/// that the form sends the browser back to.
+#[derive(Debug, Clone, Default)]
+pub struct SecretChange {
+    /// Id of the secret that was added.
+    pub added: Option<String>,
+    /// Whether a secret was deleted.
+    pub deleted: bool,
+}
+
 /// Renders any guide for one application.
 #[component]
-pub fn GuideView(guide: &'static Guide, data: GuideData) -> impl IntoView {
+pub fn GuideView(
+    guide: &'static Guide,
+    data: GuideData,
+    secrets: ApplicationSecrets,
+    #[prop(optional)] change: SecretChange,
+) -> impl IntoView {
     let name = data.application.name.clone();
     let steps = guide
         .steps
@@ -44,7 +73,7 @@ pub fn GuideView(guide: &'static Guide, data: GuideData) -> impl IntoView {
             let blocks = step
                 .blocks
                 .iter()
-                .map(|block| render_block(block, &data))
+                .map(|block| render_block(block, &data, &secrets, &change))
                 .collect_view();
             let heading_id = format!("step-{}", index + 1);
             view! {
@@ -72,7 +101,7 @@ pub fn GuideView(guide: &'static Guide, data: GuideData) -> impl IntoView {
     }
 }
 
-fn render_block(block: &Block, data: &GuideData) -> AnyView {
+fn render_block(block: &Block, data: &GuideData, secrets: &ApplicationSecrets, change: &SecretChange) -> AnyView {
     let app = &data.application;
     match block {
         Block::Text(text) => view! { <p class=ds::PROSE>{*text}</p> }.into_any(),
@@ -91,7 +120,21 @@ fn render_block(block: &Block, data: &GuideData) -> AnyView {
         }
         .into_any(),
         Block::ClientCredentials => view! {
-            <ClientCredentials app_id=app.id.clone() secrets=app.secrets.clone() />
+            <ClientCredentials
+                app_id=app.id.clone()
+                public=!app.kind.is_confidential()
+                secret=secrets.current().cloned()
+            />
+        }
+        .into_any(),
+        Block::ClientSecrets if !app.kind.is_confidential() => ().into_any(),
+        Block::ClientSecrets => view! {
+            <ClientSecrets
+                application_id=app.id.clone()
+                secrets=secrets.clone()
+                added=change.added.clone()
+                deleted=change.deleted
+            />
         }
         .into_any(),
         Block::PluginManifest => view! {

@@ -14,6 +14,7 @@ pub mod grants;
 pub mod ids;
 pub mod keys;
 pub mod passwords;
+pub mod secrets;
 pub mod sessions;
 pub mod users;
 pub mod settings;

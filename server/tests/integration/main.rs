@@ -17,3 +17,4 @@ mod instances;
 mod openid_client;
 mod refresh;
 mod resources;
+mod secrets;
