@@ -16,7 +16,8 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
     match peer {
-        Some(ip) if ip.is_loopback() => {
+        // A listener on `[::]` sees IPv4 peers as IPv4-mapped IPv6.
+        Some(ip) if ip.to_canonical().is_loopback() => {
             if let Some(reason) = browser_attack(request.method(), request.headers()) {
                 tracing::warn!(
                     reason,
@@ -123,8 +124,9 @@ fn browser_attack(method: &Method, headers: &HeaderMap) -> Option<&'static str> 
 fn is_loopback_authority(authority: &str) -> bool {
     let host = match authority.strip_prefix('[') {
         Some(rest) => match rest.split_once(']') {
-            Some((inside, _)) => inside,
-            None => return false,
+            // After the bracket only a port may follow.
+            Some((inside, after)) if after.is_empty() || after.strip_prefix(':').is_some_and(|port| port.parse::<u16>().is_ok()) => inside,
+            _ => return false,
         },
         None => authority
             .rsplit_once(':')
@@ -166,6 +168,27 @@ mod tests {
             .oneshot(request_from([127, 0, 0, 1]))
             .await
             .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn loopback_authorities() {
+        for good in ["localhost", "localhost:3000", "127.0.0.1:3000", "[::1]", "[::1]:3000", "app.localhost"] {
+            assert!(is_loopback_authority(good), "{good}");
+        }
+        for bad in ["[::1]evil.example", "[::1]:x", "evil.example", "10.0.0.7:3000", "[::1"] {
+            assert!(!is_loopback_authority(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn mapped_loopback_peer_reaches_console() {
+        let mut request = request_from([127, 0, 0, 1]);
+        let mapped = std::net::Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((mapped, 40000))));
+        let response = guarded().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
 

@@ -12,7 +12,7 @@ use crate::signin::pages::{self, INPUT, LABEL, LINK, PRIMARY};
 use app::error::AppError;
 use app::model::SignedInAdmin;
 use app::ssr::admins::{self, AdminError};
-use app::ssr::throttle::{self, Attempt, Realm};
+use app::ssr::throttle::{self, Attempt, Realm, Verdict};
 use app::ssr::{AppState, ids, sessions};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -33,6 +33,9 @@ const SECURE_SESSION_COOKIE: &str = "__Host-latch_console";
 const FORM_COOKIE: &str = "latch_console_form";
 /// Cookie name of the form token over https.
 const SECURE_FORM_COOKIE: &str = "__Host-latch_console_form";
+/// Shortest form token accepted: one this server made is 43 characters,
+/// so a shorter one was planted by someone else.
+const MIN_FORM_TOKEN_LEN: usize = 43;
 /// Same message for an unknown user name and a wrong password.
 const WRONG_CREDENTIALS: &str = "The user name or password is incorrect.";
 
@@ -83,7 +86,8 @@ fn safe_next(next: Option<&str>) -> String {
         Some(path)
             if (path == "/console" || path.starts_with("/console/") || path.starts_with("/console?"))
                 && !path.contains("//")
-                && !path.contains('\\') =>
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
         {
             path.to_owned()
         }
@@ -141,7 +145,7 @@ fn internal_error() -> Response {
 /// the cookie that sets it.
 fn form_token(headers: &HeaderMap, policy: CookiePolicy) -> (String, Option<HeaderValue>) {
     match read_cookie(headers, policy.form_name()) {
-        Some(token) if token.len() >= 32 => (token, None),
+        Some(token) if token.len() >= MIN_FORM_TOKEN_LEN => (token, None),
         _ => {
             let token = ids::new_opaque_token();
             let cookie = policy.cookie(policy.form_name(), &token);
@@ -154,7 +158,7 @@ fn form_token(headers: &HeaderMap, policy: CookiePolicy) -> (String, Option<Head
 fn form_token_matches(headers: &HeaderMap, fields: &HashMap<String, String>, policy: CookiePolicy) -> bool {
     use subtle::ConstantTimeEq;
     match (read_cookie(headers, policy.form_name()), fields.get("csrf_token")) {
-        (Some(cookie), Some(field)) if !cookie.is_empty() => cookie.as_bytes().ct_eq(field.as_bytes()).into(),
+        (Some(cookie), Some(field)) if cookie.len() >= MIN_FORM_TOKEN_LEN => cookie.as_bytes().ct_eq(field.as_bytes()).into(),
         _ => false,
     }
 }
@@ -277,38 +281,42 @@ pub async fn sign_in_submit(
         login: &username,
         address,
     };
-    match throttle::wait_before(&state.db, &state.throttle, &attempt, now).await {
-        Ok(Some(wait)) => {
+    // The throttle check, the hash and the recording of the outcome run
+    // under one hashing permit, so a burst of concurrent guesses cannot
+    // all pass the check before the first failure is counted.
+    let found = match admins::find_by_username(&state.db, &username).await {
+        Ok(found) => found,
+        Err(_) => return internal_error(),
+    };
+    let too_long = password.len() > app::ssr::users::MAX_PASSWORD_BYTES;
+    let stored_hash = found
+        .as_ref()
+        .filter(|_| !too_long)
+        .map(|admin| admin.password_hash.clone());
+    let password = if too_long { String::new() } else { password };
+    let verdict = throttle::verify_password(&state.db, &state.throttle, &attempt, password, stored_hash).await;
+    let admin = match (verdict, found) {
+        (Ok(Verdict::Accepted), Some(admin)) => admin,
+        (Ok(Verdict::Blocked { retry_after_secs }), _) => {
             tracing::warn!(target: "audit", %address, "admin sign-in refused: too many failed attempts");
-            let mut response = again(throttle::wait_message(wait), StatusCode::TOO_MANY_REQUESTS);
-            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+            let mut response = again(throttle::wait_message(retry_after_secs), StatusCode::TOO_MANY_REQUESTS);
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
             return response;
         }
-        Ok(None) => {}
-        Err(_) => return internal_error(),
-    }
-
-    let admin = match admins::verify_credentials(&state.db, &username, &password).await {
-        Ok(admin) => admin,
-        Err(_) => return internal_error(),
-    };
-    let Some(admin) = admin else {
-        tracing::warn!(target: "audit", %address, "admin sign-in failed: wrong credentials");
-        if throttle::record_failure(&state.db, &state.throttle, &attempt, now).await.is_err() {
-            return internal_error();
+        (Ok(_), _) => {
+            tracing::warn!(target: "audit", %address, "admin sign-in failed: wrong credentials");
+            return again(WRONG_CREDENTIALS.into(), StatusCode::UNAUTHORIZED);
         }
-        return again(WRONG_CREDENTIALS.into(), StatusCode::UNAUTHORIZED);
+        (Err(_), _) => return internal_error(),
     };
 
     let session = match sessions::create_admin_session(&state.db, &admin.id, now).await {
         Ok(session) => session,
         Err(_) => return internal_error(),
     };
-    if throttle::record_success(&state.db, &attempt, now).await.is_err()
-        || admins::record_sign_in(&state.db, &admin.id, now).await.is_err()
-    {
+    if admins::record_sign_in(&state.db, &admin.id, now).await.is_err() {
         return internal_error();
     }
     tracing::info!(target: "audit", admin_id = %admin.id, username = %admin.username, %address, "admin signed in");
@@ -326,15 +334,19 @@ pub async fn sign_in_submit(
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let policy = CookiePolicy::of(&state);
     let fields = parse_form(&body);
-    let Some(cookie) = read_cookie(&headers, policy.session_name()) else {
-        return see_other("/console/sign-in", Vec::new());
-    };
-    let expected = sessions::admin_csrf_token(&cookie);
     let sent = fields.get("csrf_token").map(String::as_str).unwrap_or_default();
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sent.as_bytes())) {
+    let cookies = read_cookies(&headers, policy.session_name());
+    if cookies.is_empty() {
+        return see_other("/console/sign-in", Vec::new());
+    }
+    let matching = cookies.into_iter().find(|cookie| {
+        let expected = sessions::admin_csrf_token(cookie);
+        bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sent.as_bytes()))
+    });
+    let Some(cookie) = matching else {
         tracing::warn!(target: "audit", "admin sign-out form rejected: CSRF token does not match");
         return form_rejected();
-    }
+    };
     if sessions::delete_admin_session(&state.db, &cookie).await.is_err() {
         return internal_error();
     }
@@ -466,28 +478,51 @@ pub async fn setup_submit(State(state): State<AppState>, headers: HeaderMap, bod
 pub async fn require_admin(State(state): State<AppState>, mut request: Request<Body>, next: Next) -> Response {
     let policy = CookiePolicy::of(&state);
     let now = app::ssr::now();
-    let cookie = read_cookie(request.headers(), policy.session_name());
-    let admin = match cookie {
-        Some(cookie) => match sessions::find_live_admin_session(&state.db, &cookie, now).await {
-            Ok(Some(session)) => match admins::find_by_id(&state.db, &session.subject_id).await {
-                Ok(Some(admin)) => Some(SignedInAdmin {
-                    admin_id: admin.id,
-                    username: admin.username,
-                    csrf_token: sessions::admin_csrf_token(&cookie),
-                }),
-                Ok(None) => None,
-                Err(_) => return internal_error(),
-            },
-            Ok(None) => None,
+    // Every value is tried: a page on another port of this host can plant
+    // a cookie of the same name that the browser sends first.
+    let mut admin = None;
+    for cookie in read_cookies(request.headers(), policy.session_name()) {
+        match find_admin(&state, &cookie, now).await {
+            Ok(Some(found)) => {
+                admin = Some(found);
+                break;
+            }
+            Ok(None) => {}
             Err(_) => return internal_error(),
-        },
-        None => None,
-    };
+        }
+    }
     let Some(admin) = admin else {
         return sign_in_required(&request);
     };
     request.extensions_mut().insert(admin);
     next.run(request).await
+}
+
+/// Returns the admin whose live session `cookie` names.
+async fn find_admin(state: &AppState, cookie: &str, now: i64) -> Result<Option<SignedInAdmin>, AppError> {
+    let Some(session) = sessions::find_live_admin_session(&state.db, cookie, now).await? else {
+        return Ok(None);
+    };
+    let admin = admins::find_by_id(&state.db, &session.subject_id).await?;
+    Ok(admin.map(|admin| SignedInAdmin {
+        admin_id: admin.id,
+        username: admin.username,
+        csrf_token: sessions::admin_csrf_token(cookie),
+    }))
+}
+
+/// Returns every non-empty value of cookie `name` in the request's
+/// `Cookie` headers, in the order the browser sent them.
+fn read_cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(key, value)| *key == name && !value.trim().is_empty())
+        .map(|(_, value)| value.trim().to_owned())
+        .collect()
 }
 
 fn sign_in_required(request: &Request<Body>) -> Response {
@@ -521,6 +556,7 @@ mod tests {
         assert_eq!(safe_next(Some("/console//evil.example")), "/console");
         assert_eq!(safe_next(Some("/consoleevil")), "/console");
         assert_eq!(safe_next(Some("/console/\\evil")), "/console");
+        assert_eq!(safe_next(Some("/console\r\nSet-Cookie: x=1")), "/console");
         assert_eq!(safe_next(None), "/console");
     }
 

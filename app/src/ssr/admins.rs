@@ -140,13 +140,10 @@ where
 }
 
 /// Stores a new setup token, valid for an hour, and returns it. Called at
-/// start-up while no admin exists.
+/// start-up while no admin exists. Links issued before stop working, so
+/// only the newest logged link creates the first admin.
 pub async fn issue_setup_token(db: &impl ConnectionTrait, now: i64) -> Result<String, AppError> {
-    setup_token::Entity::delete_many()
-        .filter(setup_token::Column::ExpiresAt.lte(now))
-        .exec(db)
-        .await
-        .map_err(internal)?;
+    setup_token::Entity::delete_many().exec(db).await.map_err(internal)?;
     let token = ids::new_opaque_token();
     setup_token::ActiveModel {
         token_hash: Set(ids::sha256_hex(&token)),
@@ -204,24 +201,6 @@ where
     txn.commit().await.map_err(internal)?;
     tracing::info!(target: "audit", admin_id = %created.id, username = %created.username, "setup used: first admin created");
     Ok(created)
-}
-
-/// Checks a console sign-in. An unknown user name costs one Argon2id
-/// verification, like a wrong password, and both give `None`.
-pub async fn verify_credentials(
-    db: &impl ConnectionTrait,
-    username: &str,
-    password: &str,
-) -> Result<Option<admin::Model>, AppError> {
-    let found = find_by_username(db, username).await?;
-    let too_long = password.len() > users::MAX_PASSWORD_BYTES;
-    let stored = found.as_ref().filter(|_| !too_long).map(|row| row.password_hash.clone());
-    let password = if too_long { String::new() } else { password.to_owned() };
-    let verified = passwords::verify_password(password, stored).await.map_err(|error| {
-        tracing::error!(%error, "password verification failed to run");
-        AppError::Internal
-    })?;
-    Ok(found.filter(|_| verified))
 }
 
 /// Records a successful sign-in of `admin_id` at `now`.

