@@ -4,6 +4,7 @@
 //! reaches the browser bundle. Functions that check time take the current
 //! time as an argument so that tests can fix it.
 
+pub mod admins;
 pub mod applications;
 pub mod at_rest;
 pub mod codes;
@@ -20,6 +21,7 @@ pub mod users;
 pub mod settings;
 pub mod state;
 pub mod testing;
+pub mod throttle;
 pub mod tokens;
 
 pub use state::AppState;

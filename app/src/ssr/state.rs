@@ -3,6 +3,7 @@
 use crate::error::AppError;
 use super::crypto::MasterKey;
 use super::throttle::ThrottlePolicy;
+use super::tokens::cache::TokenCache;
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 use url::Url;
@@ -19,6 +20,9 @@ pub struct AppState {
     pub master_key: Arc<MasterKey>,
     /// How failed sign-ins are slowed down.
     pub throttle: ThrottlePolicy,
+    /// Signing keys, settings and opened secrets kept in memory for the
+    /// token endpoint.
+    pub token_cache: Arc<TokenCache>,
 }
 
 impl AppState {
