@@ -104,6 +104,7 @@ pub fn App() -> impl IntoView {
                 </nav>
             </header>
             <main class="mx-auto max-w-5xl px-6 py-8">
+                <FormError />
                 <Routes fallback=NotFoundPage>
                     <Route path=path!("/") view=|| view! { <Redirect path="/console" /> } />
                     <Route path=path!("/console") view=ApplicationsPage ssr=SsrMode::Async />
@@ -117,6 +118,22 @@ pub fn App() -> impl IntoView {
             </main>
             <HydrationMarker />
         </Router>
+    }
+}
+
+/// Shows the message of a form that was posted without JavaScript and
+/// rejected: the server sends the browser back with it in `?error=`.
+#[component]
+fn FormError() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    move || {
+        query.read().get("error").map(|message| {
+            view! {
+                <p class="mb-6 rounded-md bg-red-50 p-3 text-sm text-red-700" role="alert">
+                    {message}
+                </p>
+            }
+        })
     }
 }
 

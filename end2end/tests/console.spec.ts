@@ -171,6 +171,18 @@ test("switch flips back and explains a failed save", async ({ page }) => {
 test.describe("without JavaScript", () => {
   test.use({ javaScriptEnabled: false });
 
+  test("a rejected form comes back with its reason", async ({ page }) => {
+    await page.goto("/console");
+    await page.getByLabel("Name").fill("E2E no-script errors");
+    await page.getByRole("button", { name: "Create application" }).click();
+    await page.waitForURL(/\/console\/applications\/[0-9a-z]{21}$/);
+    await page.getByLabel("Redirect URI 1", { exact: true }).fill("javascript:alert(1)");
+    await page.getByRole("button", { name: "Save redirect URIs" }).click();
+    await page.waitForURL(/\?error=/);
+    await expect(page.getByRole("alert").filter({ hasText: "javascript: scheme is not allowed" })).toBeVisible();
+    await expect(page.getByRole("heading", { name: "E2E no-script errors" })).toBeVisible();
+  });
+
   test("forms still submit", async ({ page }) => {
     await page.goto("/console");
     await page.getByLabel("Name").fill("E2E no-script plugin");

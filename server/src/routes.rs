@@ -76,6 +76,7 @@ pub fn router(state: ServerState) -> Router {
             move || shell(shell_options.clone()),
         )
         .route("/api/{*function}", get(server_function).post(server_function))
+        .layer(axum::middleware::from_fn(form_errors_to_page))
         .layer(axum::middleware::from_fn_with_state(state.app.clone(), console_auth::require_admin))
         .layer(axum::middleware::from_fn(console::loopback_only));
 
@@ -130,6 +131,88 @@ fn hsts(state: &AppState) -> tower::util::Either<SetResponseHeaderLayer<HeaderVa
 async fn server_function(State(state): State<ServerState>, request: Request<Body>) -> impl IntoResponse {
     let app = state.app.clone();
     handle_server_fns_with_context(move || provide_context(app.clone()), request).await
+}
+
+/// Sends a server function's rejection of a plain HTML form post back to
+/// the form's page, where the console shows the message. Requests made by
+/// scripts keep the JSON error.
+async fn form_errors_to_page(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    let back = request
+        .uri()
+        .path()
+        .starts_with("/api/")
+        .then(|| form_post_origin(&request))
+        .flatten();
+    let response = next.run(request).await;
+    match back {
+        Some(page) if response.status().is_client_error() => back_with_error(page, response).await,
+        _ => response,
+    }
+}
+
+/// Largest error body read back for a form post, far above any message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Returns the console page that sent a plain HTML form post (one made
+/// without JavaScript, which accepts HTML and names its page in `Referer`),
+/// as a path with query.
+fn form_post_origin(request: &Request<Body>) -> Option<String> {
+    let headers = request.headers();
+    let accepts_html = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("text/html"));
+    if !accepts_html {
+        return None;
+    }
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let url = url::Url::parse(referer).ok()?;
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let same_origin = url.host_str().is_some_and(|referer_host| {
+        let authority = match url.port() {
+            Some(port) => format!("{referer_host}:{port}"),
+            None => referer_host.to_owned(),
+        };
+        authority.eq_ignore_ascii_case(host)
+    });
+    (same_origin && url.path().starts_with("/console")).then(|| match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    })
+}
+
+/// Sends a rejected plain form post back to its page with the error
+/// message in the `error` query parameter, which the console shows above
+/// the page. Without this the browser would show the raw JSON error.
+async fn back_with_error(page: String, response: Response) -> Response {
+    let Ok(body) = axum::body::to_bytes(response.into_body(), ERROR_BODY_LIMIT).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let message = match serde_json::from_slice::<app::error::AppError>(&body) {
+        Ok(app::error::AppError::InvalidRedirectUris { summary, rows }) => {
+            let reasons: Vec<String> = rows
+                .iter()
+                .map(|row| format!("URI {}: {}", row.index + 1, row.message))
+                .collect();
+            format!("{summary} {}", reasons.join(" "))
+        }
+        Ok(error) => error.to_string(),
+        Err(_) => "The request was rejected. Check the form and try again.".to_owned(),
+    };
+    let (path, query) = page.split_once('?').unwrap_or((page.as_str(), ""));
+    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, _)| name != "error" && name != "saved")
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    pairs.push(("error".to_owned(), message));
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let location = format!("{path}?{query}");
+    match HeaderValue::from_str(&location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
 }
 
 /// Returns 200 when the database responds, 503 otherwise.

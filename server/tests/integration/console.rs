@@ -243,3 +243,42 @@ async fn healthz_answers() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
 }
+
+#[tokio::test]
+async fn rejected_plain_form_returns_to_its_page_with_the_message() {
+    let server = TestServer::start().await;
+    let app = create_app(&server, &[CALLBACK]).await;
+    let admin = server.admin_client().await;
+    let page = server.url(&format!("/console/applications/{}?saved=true", app.id));
+    let response = admin
+        .post(server.url("/api/save_redirect_uris"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", &page)
+        .body(form(&[("id", &app.id), ("uris[0]", "javascript:alert(1)")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{:?}", response.headers());
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&format!("/console/applications/{}?error=", app.id)), "{location}");
+    assert!(!location.contains("saved="), "{location}");
+
+    let shown = admin.get(server.url(&location)).send().await.unwrap().text().await.unwrap();
+    assert!(shown.contains("role=\"alert\""), "the guide shows the error");
+    assert!(shown.contains("Some redirect URIs are invalid."), "{shown}");
+    assert!(shown.contains("URI 1: The javascript: scheme is not allowed."), "the row's reason is shown");
+    assert_eq!(stored(&server, &app.id).await.redirect_uris, vec![CALLBACK.to_owned()]);
+
+    // A page of another origin is never the target.
+    let foreign = admin
+        .post(server.url("/api/save_redirect_uris"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .header("referer", "https://evil.example/console/x")
+        .body(form(&[("id", &app.id), ("uris[0]", "javascript:alert(1)")]))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(foreign.status(), StatusCode::SEE_OTHER);
+}
