@@ -34,6 +34,7 @@ pub async fn prepare(config: &Config) -> anyhow::Result<AppState> {
         public_url: config.public_url(),
         master_key,
         throttle: config.throttle_policy(),
+        token_cache: Default::default(),
     })
 }
 

@@ -287,55 +287,47 @@ pub async fn use_refresh_token<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let row = find_refresh_token(db, presented)
-        .await?
-        .ok_or(GrantError::RefreshNotFound)?;
-    if row.application_id != request.client_id {
-        return Err(GrantError::RefreshClientMismatch);
-    }
-    if row.revoked_at.is_some() {
-        return Err(GrantError::RefreshRevoked);
-    }
-    if row.expires_at <= now {
-        return Err(GrantError::RefreshExpired);
-    }
     if !request.rotate {
+        let row = find_refresh_token(db, presented)
+            .await?
+            .ok_or(GrantError::RefreshNotFound)?;
+        ensure_refresh_usable(&row, request.client_id, now)?;
         return Ok(IssuedRefreshToken {
             token: presented.to_owned(),
             row,
         });
     }
-    if let Some(rotated_at) = row.rotated_at {
-        return successor_within_grace(db, &row, presented, request, rotated_at, now).await;
-    }
 
     let successor = derive_successor(request.derivation_key, presented)?;
     let successor_hash = ids::sha256_hex(&successor);
     let txn = db.begin().await?;
+    // One statement checks the token and claims it: it matches only a live
+    // token of this client that has not been rotated, and returns the row.
     let claimed = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
         .col_expr(
             refresh_token::Column::ReplacedByHash,
             Expr::value(successor_hash.as_str()),
         )
-        .filter(refresh_token::Column::TokenHash.eq(row.token_hash.as_str()))
+        .filter(refresh_token::Column::TokenHash.eq(ids::sha256_hex(presented)))
+        .filter(refresh_token::Column::ApplicationId.eq(request.client_id))
         .filter(refresh_token::Column::RotatedAt.is_null())
         .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(&txn)
+        .filter(refresh_token::Column::ExpiresAt.gt(now))
+        .exec_with_returning(&txn)
         .await?;
-    if claimed.rows_affected != 1 {
-        // Another request rotated or revoked the token first. Its result
-        // is committed, so read the row again and respond as to a retry.
+    let Some(row) = claimed.into_iter().next() else {
+        // The token is unknown, not this client's, revoked, expired or
+        // already rotated, possibly by a concurrent request whose result is
+        // now committed. Read it to tell which.
         txn.rollback().await?;
         let current = find_refresh_token(db, presented)
             .await?
             .ok_or(GrantError::RefreshNotFound)?;
-        if current.revoked_at.is_some() {
-            return Err(GrantError::RefreshRevoked);
-        }
+        ensure_refresh_usable(&current, request.client_id, now)?;
         let rotated_at = current.rotated_at.ok_or(GrantError::RefreshRevoked)?;
         return successor_within_grace(db, &current, presented, request, rotated_at, now).await;
-    }
+    };
     let successor_row = refresh_token::ActiveModel {
         token_hash: Set(successor_hash),
         family_id: Set(row.family_id.clone()),
@@ -357,6 +349,25 @@ where
         token: successor,
         row: successor_row,
     })
+}
+
+/// Rejects a refresh token of another client, a revoked one and an expired
+/// one, in that order.
+fn ensure_refresh_usable(
+    row: &refresh_token::Model,
+    client_id: &str,
+    now: i64,
+) -> Result<(), GrantError> {
+    if row.application_id != client_id {
+        return Err(GrantError::RefreshClientMismatch);
+    }
+    if row.revoked_at.is_some() {
+        return Err(GrantError::RefreshRevoked);
+    }
+    if row.expires_at <= now {
+        return Err(GrantError::RefreshExpired);
+    }
+    Ok(())
 }
 
 /// Handles a token that was already rotated. Inside the grace window, and

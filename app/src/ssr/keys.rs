@@ -295,7 +295,8 @@ fn generate_rsa() -> Result<(String, JsonObject), String> {
     Ok((pem.to_string(), jwk))
 }
 
-async fn active_rows(
+/// Returns the keys of `alg` that are not retired, newest first.
+pub async fn active_rows(
     db: &impl ConnectionTrait,
     alg: SigningAlg,
 ) -> Result<Vec<signing_key::Model>, KeyError> {
@@ -320,13 +321,17 @@ pub async fn current_signing_key(
     now: i64,
 ) -> Result<Arc<LoadedKey>, KeyError> {
     let rows = active_rows(db, alg).await?;
+    let row = select_signing_row(&rows, now).ok_or(KeyError::Missing(alg.as_str()))?;
+    load(row, key)
+}
+
+/// Picks the row that signs at `now` from the active rows of one
+/// algorithm, newest first, by the rule of [`current_signing_key`].
+pub fn select_signing_row(rows: &[signing_key::Model], now: i64) -> Option<&signing_key::Model> {
     let published = rows
         .iter()
         .find(|row| row.created_at + KEY_PUBLICATION_LEAD_SECS <= now);
-    let row = published
-        .or(rows.last())
-        .ok_or(KeyError::Missing(alg.as_str()))?;
-    load(row, key)
+    published.or(rows.last())
 }
 
 /// Returns the active key with id `kid`, or `None` when it is unknown or
@@ -363,7 +368,7 @@ pub async fn published_jwks(db: &impl ConnectionTrait) -> Result<Vec<serde_json:
 
 /// Opens a stored key with the master key, then parses it or takes the
 /// parsed key from the cache.
-fn load(row: &signing_key::Model, master_key: &MasterKey) -> Result<Arc<LoadedKey>, KeyError> {
+pub fn load(row: &signing_key::Model, master_key: &MasterKey) -> Result<Arc<LoadedKey>, KeyError> {
     let pem = master_key
         .open(&crypto::signing_key_context(&row.kid), &row.private_key)
         .map_err(|source| KeyError::Sealed {

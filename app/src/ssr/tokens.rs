@@ -11,6 +11,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod cache;
+
 use super::crypto::MasterKey;
 use super::entities::{application, user};
 use super::grants;
@@ -91,13 +93,13 @@ pub fn audience_of(application: &application::Model) -> String {
     }
 }
 
-/// Signs an access token issued at `iat` with the given `jti`.
+/// Signs an access token issued at `iat` with the given `jti` and `key`,
+/// the application's current signing key.
 ///
 /// The caller chooses `iat` and `jti` so that a retried refresh within the
 /// grace window can reproduce the same claims.
-pub async fn mint_access_token(
-    db: &impl ConnectionTrait,
-    master_key: &MasterKey,
+pub fn mint_access_token(
+    key: &LoadedKey,
     issuer: &str,
     subject: TokenSubject<'_>,
     iat: i64,
@@ -115,8 +117,7 @@ pub async fn mint_access_token(
         jti,
         grant_id: subject.grant_id.map(str::to_owned),
     };
-    let key = signing_key_for(db, master_key, application, iat).await?;
-    let token = sign(&key, ACCESS_TOKEN_TYP, &claims)?;
+    let token = sign(key, ACCESS_TOKEN_TYP, &claims)?;
     Ok((token, claims))
 }
 
@@ -144,11 +145,11 @@ pub struct IdTokenRequest<'a> {
     pub nonce: Option<&'a str>,
 }
 
-/// Signs an ID token with the standard claims the granted scope allows
-/// (OpenID Connect Core section 5.4).
+/// Signs an ID token with `key` and the standard claims the granted scope
+/// allows (OpenID Connect Core section 5.4).
 pub async fn mint_id_token(
     db: &impl ConnectionTrait,
-    master_key: &MasterKey,
+    key: &LoadedKey,
     issuer: &str,
     request: IdTokenRequest<'_>,
     now: i64,
@@ -172,8 +173,7 @@ pub async fn mint_id_token(
         claims.insert("nonce".into(), nonce.into());
     }
     claims.extend(user_claims(&user, request.subject.scope));
-    let key = signing_key_for(db, master_key, application, now).await?;
-    Ok(sign(&key, "JWT", &claims)?)
+    Ok(sign(key, "JWT", &claims)?)
 }
 
 /// Returns the profile and email claims of `user` that `scope` grants,
@@ -197,14 +197,17 @@ pub fn user_claims(user: &user::Model, scope: &str) -> serde_json::Map<String, s
     claims
 }
 
-async fn signing_key_for(
+/// Returns the key that signs the tokens of `application` at `now`. One
+/// token response signs all its tokens with this one key.
+pub async fn signing_key_for(
     db: &impl ConnectionTrait,
     master_key: &MasterKey,
+    cache: &cache::TokenCache,
     application: &application::Model,
     now: i64,
 ) -> Result<std::sync::Arc<LoadedKey>, KeyError> {
     let alg = SigningAlg::for_application(&application.signing_alg);
-    keys::current_signing_key(db, master_key, alg, now).await
+    cache.signing_key(db, master_key, alg, now).await
 }
 
 fn sign(

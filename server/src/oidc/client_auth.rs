@@ -17,13 +17,14 @@
 use super::errors::OAuthError;
 use super::params::Params;
 use app::model::ApplicationKind;
-use app::ssr::applications::live_secrets;
-use app::ssr::crypto::MasterKey;
-use app::ssr::entities::application;
+use app::ssr::AppState;
+use app::ssr::entities::{application, application_secret};
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::{
+    ConnectionTrait, DbErr, EntityTrait, JoinType, QuerySelect, RelationDef,
+};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -129,21 +130,21 @@ fn form_decode(value: &str) -> Option<String> {
 }
 
 /// Checks the credentials against the stored application and its live
-/// secrets, which are stored sealed and opened with `master_key`. An
-/// unknown client and a wrong secret give the same error.
+/// secrets. Secrets are stored sealed and opened with the state's master
+/// key, and the state's token cache keeps their digests so that each one is
+/// opened once per process. An unknown client and a wrong secret give the
+/// same error.
 pub async fn authenticate_client(
-    db: &impl ConnectionTrait,
-    master_key: &MasterKey,
+    state: &AppState,
     credentials: ClientCredentials,
     now: i64,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = credentials.basic;
     let reject = |reason| OAuthError::InvalidClient { basic, reason };
-    let application = application::Entity::find_by_id(credentials.client_id.clone())
-        .one(db)
+    let found = application_with_secrets(&state.db, &credentials.client_id)
         .await
         .map_err(|error| OAuthError::Server(error.to_string()))?;
-    let Some(application) = application else {
+    let Some((application, secrets)) = found else {
         // Hash the presented secret anyway so that unknown clients take
         // about as long as known ones.
         let _ = secret_matches(credentials.secret.as_deref().unwrap_or_default(), &[]);
@@ -159,10 +160,12 @@ pub async fn authenticate_client(
         }),
         (false, None) => Err(reject("no client secret was sent")),
         (false, Some(secret)) => {
-            let secrets = live_secrets(db, master_key, &application.id, now)
-                .await
-                .map_err(|error| OAuthError::Server(error.to_string()))?;
-            if secret_matches(&secret, &secrets) {
+            let live: Vec<application_secret::Model> = secrets
+                .into_iter()
+                .filter(|secret| secret.expires_at.is_none_or(|expiry| expiry > now))
+                .collect();
+            let digests = state.token_cache.secret_digests(&state.master_key, &live);
+            if secret_matches(&secret, &digests) {
                 Ok(AuthenticatedClient {
                     application,
                     public,
@@ -174,14 +177,42 @@ pub async fn authenticate_client(
     }
 }
 
-/// Compares SHA-256 digests in constant time, so neither the content nor
-/// the length of a stored secret shows in the timing. Every secret is
-/// compared; the loop does not stop at the first match.
-fn secret_matches(presented: &str, secrets: &[String]) -> bool {
-    let presented = Sha256::digest(presented.as_bytes());
+/// Reads an application and all its secrets, expired ones included, with
+/// one query (a left join), so that nothing about the client comes from a
+/// cache.
+async fn application_with_secrets(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+) -> Result<Option<(application::Model, Vec<application_secret::Model>)>, DbErr> {
+    let secrets_of_application: RelationDef = application_secret::Entity::belongs_to(application::Entity)
+        .from(application_secret::Column::ApplicationId)
+        .to(application::Column::Id)
+        .into();
+    let rows = application::Entity::find_by_id(client_id.to_owned())
+        .join(JoinType::LeftJoin, secrets_of_application.rev())
+        .select_also(application_secret::Entity)
+        .all(db)
+        .await?;
+    let mut rows = rows.into_iter();
+    let Some((application, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let secrets = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, secret)| secret))
+        .collect();
+    Ok(Some((application, secrets)))
+}
+
+/// Compares the SHA-256 digest of `presented` with each digest of a stored
+/// secret in constant time, so neither the content nor the length of a
+/// stored secret shows in the timing. Every digest is compared; the loop
+/// does not stop at the first match.
+fn secret_matches(presented: &str, secrets: &[[u8; 32]]) -> bool {
+    let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     let mut matched = Choice::from(0);
     for secret in secrets {
-        matched |= Sha256::digest(secret.as_bytes()).ct_eq(&presented);
+        matched |= secret[..].ct_eq(&presented[..]);
     }
     matched.into()
 }
@@ -227,7 +258,10 @@ mod tests {
 
     #[test]
     fn secret_matching_checks_every_secret() {
-        let secrets = vec!["old".to_owned(), "new".to_owned()];
+        let secrets: Vec<[u8; 32]> = ["old", "new"]
+            .iter()
+            .map(|secret| Sha256::digest(secret.as_bytes()).into())
+            .collect();
         assert!(secret_matches("new", &secrets));
         assert!(secret_matches("old", &secrets));
         assert!(!secret_matches("ne", &secrets));

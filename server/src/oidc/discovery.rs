@@ -49,6 +49,18 @@ pub async fn issuer(state: &AppState) -> Result<String, OAuthError> {
     Ok(endpoints.issuer)
 }
 
+/// Returns the issuer like [`issuer`], but with the custom domain taken
+/// from the token cache, so it can lag a change by up to
+/// `app::ssr::tokens::cache::SHARED_STATE_TTL` (5 seconds).
+pub async fn cached_issuer(state: &AppState) -> Result<String, OAuthError> {
+    let domain = state.token_cache.custom_domain(&state.db).await?;
+    let base = match &domain {
+        Some(domain) => format!("https://{domain}"),
+        None => state.public_base(),
+    };
+    Ok(app::model::Endpoints::from_base(&base, domain).issuer)
+}
+
 async fn metadata(State(state): State<AppState>) -> Response {
     match issuer(&state).await {
         Ok(issuer) => {

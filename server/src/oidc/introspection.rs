@@ -52,7 +52,7 @@ async fn describe(
 ) -> Result<serde_json::Value, OAuthError> {
     let params = parse_body(headers, body)?;
     let credentials = extract_credentials(headers, &params)?;
-    let client = authenticate_client(&state.db, &state.master_key, credentials, now).await?;
+    let client = authenticate_client(state, credentials, now).await?;
     let token = params.require("token", "token is missing.")?;
     let client_id = client.application.id.as_str();
 

@@ -53,7 +53,7 @@ async fn revoke_token(
 ) -> Result<(), OAuthError> {
     let params = parse_body(headers, body)?;
     let credentials = extract_credentials(headers, &params)?;
-    let client = authenticate_client(&state.db, &state.master_key, credentials, now).await?;
+    let client = authenticate_client(state, credentials, now).await?;
     let token = params.require("token", "token is missing.")?;
     let server_error = |error: sea_orm::DbErr| OAuthError::Server(error.to_string());
 

@@ -70,15 +70,15 @@ async fn exchange(
 
     let credentials = extract_credentials(headers, &params)?;
     tracing::Span::current().record("client_id", credentials.client_id.as_str());
-    let client = authenticate_client(&state.db, &state.master_key, credentials, now).await?;
-    let issuer = discovery::issuer(state).await?;
+    let client = authenticate_client(state, credentials, now).await?;
+    let issuer = discovery::cached_issuer(state).await?;
 
     match grant_type {
         GrantType::AuthorizationCode => {
-            grants::authorization_code::exchange(&state.db, &state.master_key, &client, &params, &issuer, now).await
+            grants::authorization_code::exchange(state, &client, &params, &issuer, now).await
         }
         GrantType::RefreshToken => {
-            grants::refresh_token::exchange(&state.db, &state.master_key, &client, &params, &issuer, now).await
+            grants::refresh_token::exchange(state, &client, &params, &issuer, now).await
         }
     }
 }

@@ -10,7 +10,7 @@ use app::ssr::AppState;
 use app::ssr::applications::{NewApplication, create_application, set_redirect_uris};
 use app::ssr::codes::{CodeGrant, issue_code};
 use app::ssr::crypto::MasterKey;
-use app::ssr::entities::{refresh_token, signing_key, user};
+use app::ssr::entities::{application_secret, refresh_token, signing_key, user};
 use app::ssr::ids::sha256_hex;
 use app::ssr::testing::TestDatabase;
 use crate::browser::location;
@@ -537,6 +537,62 @@ async fn cross_instance_refreshes_yield_one_pair() {
         assert_eq!(rows.len(), round + 2, "round {round}: one row per rotation");
         current = successor;
     }
+}
+
+#[tokio::test]
+async fn client_changes_apply_across_instances() {
+    let pair = Pair::start().await;
+    let app = register_app(pair.db(), &pair.a.state.master_key).await;
+    let user_id = insert_user(pair.db(), "ada").await;
+    let code = direct_code(pair.db(), &app, &user_id).await;
+    let token_url = pair.a.url("/oidc/token");
+    let (status, tokens) = redeem(&pair.http, &token_url, &app, &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let (status, tokens) = refresh(&pair.http, &token_url, &app, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{tokens}");
+    let current = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // Instance B's database handle replaces the secret that instance A has
+    // just accepted, and sets an audience.
+    let db = &pair.b.state.db;
+    application_secret::Entity::delete_many()
+        .filter(application_secret::Column::ApplicationId.eq(app.id.as_str()))
+        .exec(db)
+        .await
+        .unwrap();
+    let secret_id = app::ssr::ids::new_row_id();
+    let sealed = pair
+        .b
+        .state
+        .master_key
+        .seal(&app::ssr::crypto::application_secret_context(&secret_id), "replacement-secret");
+    application_secret::ActiveModel {
+        id: Set(secret_id),
+        application_id: Set(app.id.clone()),
+        name: Set("Replacement".into()),
+        value: Set(sealed),
+        expires_at: Set(None),
+        created_at: Set(app::ssr::now()),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    app::ssr::applications::set_audience(db, &app.id, "https://api.example.com", app::ssr::now())
+        .await
+        .unwrap();
+
+    let (status, body) = refresh(&pair.http, &token_url, &app, &current).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_client");
+    let replaced = App {
+        id: app.id.clone(),
+        secret: "replacement-secret".into(),
+    };
+    let (status, tokens) = refresh(&pair.http, &token_url, &replaced, &current).await;
+    assert_eq!(status, 200, "{tokens}");
+    let key_set = jwks(&pair.http, &pair.a.base_url).await;
+    let claims = verify_with(&key_set, tokens["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://api.example.com");
 }
 
 /// A `latch serve` child process.

@@ -8,26 +8,22 @@
 
 use super::TokenResponse;
 use crate::oidc::client_auth::AuthenticatedClient;
-use app::ssr::crypto::MasterKey;
 use crate::oidc::errors::OAuthError;
 use crate::oidc::params::Params;
+use app::ssr::AppState;
 use app::ssr::grants::{CodeRedemption, redeem_code};
 use app::ssr::tokens::{self, IdTokenRequest, TokenSubject, scope_contains};
-use sea_orm::{ConnectionTrait, TransactionTrait};
 
 /// Redeems the code in `params` and issues an access token, an ID token
 /// when `openid` was granted, and a refresh token when the code allows one.
-pub async fn exchange<C>(
-    db: &C,
-    master_key: &MasterKey,
+pub async fn exchange(
+    state: &AppState,
     client: &AuthenticatedClient,
     params: &Params,
     issuer: &str,
     now: i64,
-) -> Result<TokenResponse, OAuthError>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> Result<TokenResponse, OAuthError> {
+    let db = &state.db;
     let application = &client.application;
     let code = params.require("code", "code is missing.")?;
     let redemption = CodeRedemption {
@@ -52,15 +48,17 @@ where
     // TODO-security: an access token from a code without a refresh token
     // carries no grant id, so a later reuse of the code cannot revoke it and
     // it stays valid until it expires.
-    let (access_token, claims) =
-        tokens::mint_access_token(db, master_key, issuer, subject, now, tokens::new_jti()).await?;
+    let key = tokens::signing_key_for(db, &state.master_key, &state.token_cache, application, now)
+        .await
+        .map_err(tokens::MintError::from)?;
+    let (access_token, claims) = tokens::mint_access_token(&key, issuer, subject, now, tokens::new_jti())?;
     let id_token = if scope_contains(&grant.scope, "openid") {
         let request = IdTokenRequest {
             subject,
             auth_time: grant.auth_time,
             nonce: grant.nonce.as_deref(),
         };
-        Some(tokens::mint_id_token(db, master_key, issuer, request, now).await?)
+        Some(tokens::mint_id_token(db, &key, issuer, request, now).await?)
     } else {
         None
     };

@@ -11,35 +11,30 @@
 
 use super::TokenResponse;
 use crate::oidc::client_auth::AuthenticatedClient;
-use app::ssr::crypto::MasterKey;
 use crate::oidc::errors::OAuthError;
 use crate::oidc::params::Params;
+use app::ssr::AppState;
 use app::ssr::grants::{GrantError, RefreshRequest, find_refresh_token, use_refresh_token};
-use app::ssr::keys::refresh_derivation_key;
 use app::ssr::tokens::{self, IdTokenRequest, TokenSubject, scope_contains};
-use sea_orm::{ConnectionTrait, TransactionTrait};
 
 /// Exchanges the refresh token in `params` for a new access token and the
 /// refresh token the client must keep from now on.
-pub async fn exchange<C>(
-    db: &C,
-    master_key: &MasterKey,
+pub async fn exchange(
+    state: &AppState,
     client: &AuthenticatedClient,
     params: &Params,
     issuer: &str,
     now: i64,
-) -> Result<TokenResponse, OAuthError>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+) -> Result<TokenResponse, OAuthError> {
+    let db = &state.db;
     let application = &client.application;
     let presented = params.require("refresh_token", "refresh_token is missing.")?;
-    let derivation_key = refresh_derivation_key(db, now).await?;
+    let derivation_key = state.token_cache.refresh_derivation_key(db, now).await?;
     let request = RefreshRequest {
         client_id: &application.id,
         rotate: application.rotate_refresh_token,
         ttl_days: application.refresh_token_ttl_days,
-        derivation_key: &derivation_key,
+        derivation_key,
     };
     // The scope check runs before rotation so that a rejected request
     // leaves the token as it was.
@@ -70,7 +65,10 @@ where
         scope: &scope,
         grant_id: Some(&issued.row.family_id),
     };
-    let (access_token, claims) = tokens::mint_access_token(db, master_key, issuer, subject, iat, jti).await?;
+    let key = tokens::signing_key_for(db, &state.master_key, &state.token_cache, application, now)
+        .await
+        .map_err(tokens::MintError::from)?;
+    let (access_token, claims) = tokens::mint_access_token(&key, issuer, subject, iat, jti)?;
     // OpenID Connect Core section 12.2: a refreshed ID token has no nonce.
     let id_token = if scope_contains(&scope, "openid") {
         let request = IdTokenRequest {
@@ -78,7 +76,7 @@ where
             auth_time: issued.row.auth_time,
             nonce: None,
         };
-        Some(tokens::mint_id_token(db, master_key, issuer, request, now).await?)
+        Some(tokens::mint_id_token(db, &key, issuer, request, now).await?)
     } else {
         None
     };
