@@ -8,6 +8,10 @@ use std::time::Duration;
 /// How long a SQLite write waits for another writer before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a PostgreSQL connection may sit unused in the pool before it
+/// is pinged on its next use.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 /// Connects to `url` (`sqlite://...` or `postgres://...`) and runs every
 /// pending migration.
 ///
@@ -16,15 +20,19 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// process, though not necessarily a power failure of the machine.
 pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
-    // sqlx pings a pooled connection before handing it out. For a SQLite
-    // file that ping detects nothing, yet it is one more round trip to the
-    // connection's worker thread per statement, so it is skipped there.
-    // PostgreSQL keeps it to notice connections the server has closed.
-    let sqlite = url.starts_with("sqlite:");
+    // By default sqlx pings a pooled connection every time it hands it out,
+    // one more round trip per statement. A SQLite file has nothing for the
+    // ping to detect. A PostgreSQL connection is pinged only after it has
+    // been idle for PING_AFTER_IDLE, which catches connections that the
+    // server or a proxy closed while they were unused.
+    if url.starts_with("sqlite:") {
+        options.test_before_acquire(false);
+    } else {
+        options.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
+    }
     options
         .sqlx_logging(false)
         .max_connections(16)
-        .test_before_acquire(!sqlite)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .map_sqlx_sqlite_opts(|opts| {
