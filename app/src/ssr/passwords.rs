@@ -8,7 +8,7 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use std::sync::LazyLock;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Permits for concurrent hashes: one per CPU the process may use.
 static HASHING_PERMITS: LazyLock<Semaphore> = LazyLock::new(|| {
@@ -66,13 +66,44 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, PasswordError> + Send + 'static,
 {
-    let _permit = HASHING_PERMITS
-        .acquire()
-        .await
-        .map_err(|_| PasswordError::TaskFailed)?;
+    let _permit = HashingPermit::acquire().await?;
+    run_blocking(work).await
+}
+
+async fn run_blocking<T, F>(work: F) -> Result<T, PasswordError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, PasswordError> + Send + 'static,
+{
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| PasswordError::TaskFailed)?
+}
+
+/// A hashing permit that the caller holds across several steps, such as a
+/// throttling check, a verification and the recording of its outcome.
+pub struct HashingPermit {
+    _permit: SemaphorePermit<'static>,
+}
+
+impl HashingPermit {
+    /// Waits until a hashing permit is free and takes it.
+    pub async fn acquire() -> Result<Self, PasswordError> {
+        let permit = HASHING_PERMITS
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::TaskFailed)?;
+        Ok(Self { _permit: permit })
+    }
+
+    /// Checks `password` as [`verify_password`] does, under this permit.
+    pub async fn verify_password(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, PasswordError> {
+        run_blocking(move || verify_blocking(&password, stored.as_deref())).await
+    }
 }
 
 /// Hashes `password` with a fresh random salt and returns the PHC string.

@@ -11,13 +11,16 @@ use super::interaction::{self, Authenticated, StoredInteraction};
 use super::pages;
 use app::ssr::entities::application;
 use app::ssr::sessions::{self, SESSION_COOKIE, SESSION_TTL_SECS};
+use app::ssr::passwords::HashingPermit;
+use app::ssr::throttle::{self, Attempt, Realm, Verdict};
 use app::ssr::users::{self, NewUser, RegistrationError};
 use app::ssr::{AppState, passwords};
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 /// Message for a wrong password and for an unknown user alike, so the
 /// page does not reveal which user names exist.
@@ -128,11 +131,26 @@ fn render_sign_in(
 }
 
 /// `POST /sign-in`: checks the password and continues the interaction.
+///
+/// Failed sign-ins are throttled per account and per client address. While
+/// either is blocked, no password is checked and the response is 429 with
+/// `Retry-After`, the same for existing and unknown accounts.
 pub async fn sign_in_submit(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The hashing permit is taken before any database work, so a burst of
+    // sign-ins waits here. Only one sign-in per permit then reads the
+    // database and hashes while other requests run.
+    let permit = match HashingPermit::acquire().await {
+        Ok(permit) => permit,
+        Err(error) => {
+            throttle::hashing_failed(error);
+            return flow::internal_error_page();
+        }
+    };
     let now = app::ssr::now();
     let fields = parse_form(&body);
     let loaded = match load(&state, &headers, &fields, true, now).await {
@@ -141,10 +159,12 @@ pub async fn sign_in_submit(
     };
     let login = fields.get("login").cloned().unwrap_or_default();
     let password = fields.get("password").cloned().unwrap_or_default();
+    let attempt = Attempt {
+        realm: Realm::User,
+        login: &login,
+        address: peer.ip(),
+    };
 
-    // TODO-hardening: failed sign-ins are not throttled per account or per
-    // client address, so password guessing is limited only by the cost of
-    // Argon2 and the hashing semaphore.
     let user = match users::find_by_login(&state.db, &login).await {
         Ok(user) => user,
         Err(_) => return flow::internal_error_page(),
@@ -157,15 +177,39 @@ pub async fn sign_in_submit(
         .filter(|_| !too_long)
         .map(|user| user.password_hash.clone());
     let password = if too_long { String::new() } else { password };
-    let verified = match passwords::verify_password(password, stored_hash).await {
-        Ok(verified) => verified,
-        Err(error) => {
-            tracing::error!(%error, "password verification failed to run");
-            return flow::internal_error_page();
-        }
+    let verdict = throttle::verify_password_under(
+        &state.db,
+        &state.throttle,
+        &attempt,
+        &permit,
+        password,
+        stored_hash,
+    )
+    .await;
+    drop(permit);
+    let verdict = match verdict {
+        Ok(verdict) => verdict,
+        Err(_) => return flow::internal_error_page(),
     };
-    let Some(user) = user.filter(|_| verified) else {
-        tracing::warn!(target: "audit", application_id = %loaded.application.id, "sign-in failed: wrong credentials");
+
+    // The log names the account of a failure when it exists; the page
+    // does not.
+    let known_user_id = user.as_ref().map(|user| user.id.clone());
+    let signed_in = match verdict {
+        Verdict::Blocked { retry_after_secs } => {
+            return throttled(&loaded, &attempt, retry_after_secs);
+        }
+        Verdict::Rejected => None,
+        Verdict::Accepted => user,
+    };
+    let Some(user) = signed_in else {
+        tracing::warn!(
+            target: "audit",
+            application_id = %loaded.application.id,
+            user_id = ?known_user_id,
+            address = %peer.ip(),
+            "sign-in failed: wrong credentials"
+        );
         return render_sign_in(
             &loaded,
             login,
@@ -174,8 +218,31 @@ pub async fn sign_in_submit(
         );
     };
 
-    tracing::info!(target: "audit", application_id = %loaded.application.id, user_id = %user.id, "sign-in succeeded");
+    tracing::info!(target: "audit", application_id = %loaded.application.id, user_id = %user.id, address = %peer.ip(), "sign-in succeeded");
     continue_after_authentication(&state, &headers, loaded, user.id, now).await
+}
+
+/// Builds the response to a blocked sign-in: 429 with `Retry-After` in
+/// seconds and the sign-in page with a wait message that does not depend
+/// on whether the account exists.
+fn throttled(loaded: &Loaded, attempt: &Attempt<'_>, wait_secs: i64) -> Response {
+    tracing::warn!(
+        target: "audit",
+        application_id = %loaded.application.id,
+        address = %attempt.address,
+        retry_after_secs = wait_secs,
+        "sign-in refused: too many failed attempts"
+    );
+    let mut response = render_sign_in(
+        loaded,
+        attempt.login.to_owned(),
+        Some(throttle::wait_message(wait_secs)),
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs.max(1)));
+    response
 }
 
 /// `GET /register?interaction=<id>`: the registration form.

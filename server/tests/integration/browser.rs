@@ -26,6 +26,7 @@ pub const PASSWORD: &str = "correct horse battery";
 /// A cookie jar in front of the server's HTTP client.
 pub struct Browser<'a> {
     server: &'a TestServer,
+    http: reqwest::Client,
     /// Cookies by name.
     pub cookies: BTreeMap<String, String>,
     /// Raw `Set-Cookie` values of the last response.
@@ -35,8 +36,15 @@ pub struct Browser<'a> {
 impl<'a> Browser<'a> {
     /// Starts with no cookies.
     pub fn new(server: &'a TestServer) -> Self {
+        Self::with_client(server, server.http.clone())
+    }
+
+    /// Starts with no cookies, sending through `http`, for example a client
+    /// bound to another loopback address.
+    pub fn with_client(server: &'a TestServer, http: reqwest::Client) -> Self {
         Self {
             server,
+            http,
             cookies: BTreeMap::new(),
             last_set_cookies: Vec::new(),
         }
@@ -69,7 +77,6 @@ impl<'a> Browser<'a> {
     pub async fn get(&mut self, path_or_url: &str) -> reqwest::Response {
         let url = self.absolute(path_or_url);
         let response = self
-            .server
             .http
             .get(url)
             .header(COOKIE, self.cookie_header())
@@ -86,7 +93,6 @@ impl<'a> Browser<'a> {
             .extend_pairs(fields)
             .finish();
         let response = self
-            .server
             .http
             .post(self.absolute(path))
             .header(COOKIE, self.cookie_header())
