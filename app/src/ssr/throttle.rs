@@ -91,8 +91,7 @@ impl ThrottlePolicy {
 }
 
 /// Whose sign-in is counted: console admins and end users have separate
-/// account counters, so an admin and a user with the same name do not
-/// slow each other down.
+/// account and address counters, so neither slows the other down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Realm {
     /// Console sign-in.
@@ -130,9 +129,15 @@ impl Attempt<'_> {
         format!("{}{}", self.realm.key_prefix(), sha256_hex(&normalised))
     }
 
-    /// Returns the address key, shared by both realms.
+    /// Returns the address key of the attempt's realm. Each realm counts
+    /// addresses apart, so failed end-user sign-ins from a shared address
+    /// (such as a reverse proxy on this machine) never block the console.
     pub fn address_key(&self) -> String {
-        address_key(self.address)
+        let realm = match self.realm {
+            Realm::Admin => "admin-",
+            Realm::User => "user-",
+        };
+        format!("{realm}{}", address_key(self.address))
     }
 }
 
@@ -451,7 +456,8 @@ mod tests {
         };
         assert_ne!(user.account_key(), admin.account_key());
         assert!(admin.account_key().starts_with("admin-account:"));
-        assert_eq!(user.address_key(), admin.address_key());
+        assert_ne!(user.address_key(), admin.address_key());
+        assert_eq!(user.address_key(), "user-address:127.0.0.1");
     }
 
     #[test]

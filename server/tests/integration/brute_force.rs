@@ -175,7 +175,12 @@ fn account_key(login: &str) -> String {
 }
 
 fn address_key(source: IpAddr) -> String {
-    app::ssr::throttle::address_key(source)
+    Attempt {
+        realm: Realm::User,
+        login: "",
+        address: source,
+    }
+    .address_key()
 }
 
 #[tokio::test]

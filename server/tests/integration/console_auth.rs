@@ -637,3 +637,21 @@ async fn new_setup_link_cancels_the_old_one() {
     assert!(!admins::setup_token_is_live(server.db(), &first, now).await.unwrap());
     assert!(admins::setup_token_is_live(server.db(), &second, now).await.unwrap());
 }
+
+#[tokio::test]
+async fn end_user_failures_do_not_block_the_console() {
+    let server = throttled_server().await;
+    admins::create_admin(server.db(), ADMIN_USERNAME, ADMIN_PASSWORD, app::ssr::now()).await.unwrap();
+    let address: std::net::IpAddr = "127.0.0.8".parse().unwrap();
+    let now = app::ssr::now();
+    // Many failed end-user sign-ins from the address an admin also uses,
+    // as behind a reverse proxy on this machine.
+    for index in 0..40 {
+        let login = format!("user-{index}");
+        let attempt = app::ssr::throttle::Attempt { realm: app::ssr::throttle::Realm::User, login: &login, address };
+        app::ssr::throttle::record_failure(server.db(), &server.state.throttle, &attempt, now).await.unwrap();
+    }
+    let client = TestServer::client_from(address);
+    let (status, _, body) = console_attempt(&server, &client, ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    assert_eq!(status, 303, "{body}");
+}
