@@ -216,7 +216,7 @@ fn no_admin_html() -> String {
         </p>
         <p class="text-slate-700">
             "Lost it? Restart Latch for a new link, or create an admin from a shell with "
-            <code class="rounded bg-slate-100 px-1">"latch admin create --username NAME"</code> "."
+            <code class="rounded-md bg-slate-100 px-1">"latch admin create --username NAME"</code> "."
         </p>
     };
     console_document("Set up the console".into(), content)
