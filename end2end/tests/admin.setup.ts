@@ -2,7 +2,7 @@ import { expect, test } from "@playwright/test";
 import { ADMIN, setupLinkFromLog } from "./admin-support";
 
 test("setup link creates the first admin once", async ({ page }) => {
-  // Before any admin exists, the sign-in page says how to create one.
+  // Before any admin exists, the sign-in page explains how to create one.
   await page.goto("/console");
   await expect(page).toHaveURL(/\/console\/sign-in/);
   await expect(page.getByRole("heading", { name: "No admin exists yet" })).toBeVisible();

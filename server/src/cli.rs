@@ -33,9 +33,9 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
     /// Create a console admin. The password is read from a prompt, or from
-    /// the first line of standard input when that is not a terminal; it is
-    /// never taken from the command line, where other users of the machine
-    /// could read it.
+    /// the first line of standard input when that is not a terminal. It is
+    /// never taken from the command line, because other users of the
+    /// machine could read it there.
     Create {
         /// User name of the new admin.
         #[arg(long)]

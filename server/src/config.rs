@@ -45,7 +45,7 @@ pub struct Config {
     #[arg(long, env = "LATCH_SIGN_IN_DELAY_SECS", default_value_t = 60, global = true)]
     pub sign_in_delay_secs: i64,
 
-    /// Longest wait, in seconds, that failed sign-ins can cause.
+    /// Maximum wait, in seconds, that failed sign-ins can cause.
     #[arg(long, env = "LATCH_SIGN_IN_MAX_DELAY_SECS", default_value_t = 900, global = true)]
     pub sign_in_max_delay_secs: i64,
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
 
 /// Lets only loopback peers reach console pages and server functions.
-/// Behind this guard, [`crate::console_auth::require_admin`] asks for an
+/// Behind this guard, [`crate::console_auth::require_admin`] requires an
 /// admin session.
 pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
     let peer = request
@@ -16,7 +16,7 @@ pub async fn loopback_only(request: Request<Body>, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
     match peer {
-        // A listener on `[::]` sees IPv4 peers as IPv4-mapped IPv6.
+        // A listener on `[::]` receives IPv4 peers as IPv4-mapped IPv6.
         Some(ip) if ip.to_canonical().is_loopback() => {
             if let Some(reason) = browser_attack(request.method(), request.headers()) {
                 tracing::warn!(

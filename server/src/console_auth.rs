@@ -7,7 +7,8 @@
 //! the public URL is https. Forms carry a CSRF token on top of the
 //! Origin and Sec-Fetch checks in [`crate::console`].
 
-use crate::signin::http::{add_security_headers, read_cookie};
+use crate::signin::handlers::parse_form;
+use crate::signin::http::{self, read_cookie, read_cookies};
 use crate::signin::pages::{self, INPUT, LABEL, LINK, PRIMARY};
 use app::error::AppError;
 use app::model::SignedInAdmin;
@@ -70,15 +71,6 @@ impl CookiePolicy {
     }
 }
 
-/// Parses a form body; the first value of a repeated field wins.
-fn parse_form(bytes: &[u8]) -> HashMap<String, String> {
-    let mut fields = HashMap::new();
-    for (name, value) in url::form_urlencoded::parse(bytes) {
-        fields.entry(name.into_owned()).or_insert_with(|| value.into_owned());
-    }
-    fields
-}
-
 /// Keeps `next` only when it is a console path on this server, so the
 /// sign-in page cannot be used to send an admin to another site.
 fn safe_next(next: Option<&str>) -> String {
@@ -102,35 +94,20 @@ fn console_document(title: String, content: impl IntoView + 'static) -> String {
     pages::document_with_referrer(title, "same-origin", content)
 }
 
-/// Adds the sign-in pages' security headers with the console's referrer
-/// policy.
-fn add_headers(headers: &mut HeaderMap) {
-    add_security_headers(headers);
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+/// Switches a sign-in page response to the console's referrer policy.
+fn with_console_referrer(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
 }
 
 fn html(status: StatusCode, body: String, cookies: Vec<HeaderValue>) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    add_headers(headers);
-    for cookie in cookies {
-        headers.append(header::SET_COOKIE, cookie);
-    }
-    response
+    with_console_referrer(http::html_response(status, body, cookies))
 }
 
 fn see_other(location: &str, cookies: Vec<HeaderValue>) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        headers.insert(header::LOCATION, value);
-    }
-    add_headers(headers);
-    for cookie in cookies {
-        headers.append(header::SET_COOKIE, cookie);
-    }
-    response
+    with_console_referrer(http::see_other(location, cookies))
 }
 
 fn internal_error() -> Response {
@@ -298,7 +275,7 @@ pub async fn sign_in_submit(
     let admin = match (verdict, found) {
         (Ok(Verdict::Accepted), Some(admin)) => admin,
         (Ok(Verdict::Blocked { retry_after_secs }), _) => {
-            tracing::warn!(target: "audit", %address, "admin sign-in refused: too many failed attempts");
+            tracing::warn!(target: "audit", %address, "admin sign-in rejected: too many failed attempts");
             let mut response = again(throttle::wait_message(retry_after_secs), StatusCode::TOO_MANY_REQUESTS);
             if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -330,7 +307,8 @@ pub async fn sign_in_submit(
 }
 
 /// `POST /console/sign-out`: ends the session on the server and in the
-/// browser, and asks the browser to drop cached console pages.
+/// browser, and sends `Clear-Site-Data` so the browser drops cached
+/// console pages.
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let policy = CookiePolicy::of(&state);
     let fields = parse_form(&body);
@@ -509,20 +487,6 @@ async fn find_admin(state: &AppState, cookie: &str, now: i64) -> Result<Option<S
         username: admin.username,
         csrf_token: sessions::admin_csrf_token(cookie),
     }))
-}
-
-/// Returns every non-empty value of cookie `name` in the request's
-/// `Cookie` headers, in the order the browser sent them.
-fn read_cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(key, value)| *key == name && !value.trim().is_empty())
-        .map(|(_, value)| value.trim().to_owned())
-        .collect()
 }
 
 fn sign_in_required(request: &Request<Body>) -> Response {

@@ -5,8 +5,8 @@
 //! stored sealed with AES-256-GCM. Each value is bound to its purpose and
 //! row through the associated data, so a sealed value copied into another
 //! row or column does not open. The key comes from `LATCH_MASTER_KEY` or
-//! from a file created with mode 0600 in the data directory at first start;
-//! a copy of the database alone therefore reveals none of these secrets.
+//! from a file created with mode 0600 in the data directory at first start.
+//! A copy of the database alone therefore reveals none of these secrets.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -24,7 +24,7 @@ pub const MASTER_KEY_LEN: usize = 32;
 /// Name of the key file in the data directory.
 pub const MASTER_KEY_FILE: &str = "master.key";
 
-/// Why a master key could not be loaded or a value could not be opened.
+/// An error loading the master key or opening a sealed value.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     /// The configured key is not 32 bytes of standard base64.

@@ -301,8 +301,8 @@ pub mod sign_in_throttle {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "sign_in_throttles")]
     pub struct Model {
-        /// What is counted, such as `admin-account:<hash>` or
-        /// `address:<ip>`.
+        /// Counter key, such as `admin-account:<hash>` or
+        /// `user-address:<ip>`.
         #[sea_orm(primary_key, auto_increment = false)]
         pub key: String,
         /// Failures since the counter was last reset.

@@ -18,7 +18,7 @@ pub struct AppState {
     /// Key that seals client secrets, signing keys and verification
     /// tokens in the database.
     pub master_key: Arc<MasterKey>,
-    /// How failed sign-ins are slowed down.
+    /// Policy that slows down failed sign-ins.
     pub throttle: ThrottlePolicy,
     /// Signing keys, settings and opened secrets kept in memory for the
     /// token endpoint.

@@ -25,7 +25,7 @@ use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use std::net::{IpAddr, Ipv6Addr};
 
-/// How failed sign-ins are slowed down.
+/// Policy that slows down failed sign-ins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottlePolicy {
     /// Failures of one account that cost nothing, to allow for typing
@@ -37,7 +37,7 @@ pub struct ThrottlePolicy {
     /// Wait after the first failure beyond the allowance, in seconds; each
     /// further failure doubles it.
     pub base_delay_secs: i64,
-    /// Longest wait, in seconds.
+    /// Maximum wait, in seconds.
     pub max_delay_secs: i64,
 }
 

@@ -28,7 +28,7 @@ const WRONG_CREDENTIALS: &str = "The user name, email or password is incorrect."
 
 /// Parses a form-encoded body or query string. The first value of a
 /// repeated field wins.
-fn parse_form(bytes: &[u8]) -> HashMap<String, String> {
+pub(crate) fn parse_form(bytes: &[u8]) -> HashMap<String, String> {
     let mut fields = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(bytes) {
         fields

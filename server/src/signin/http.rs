@@ -75,17 +75,26 @@ pub fn see_other(location: &str, cookies: Vec<HeaderValue>) -> Response {
     response
 }
 
-/// Returns the value of cookie `name` from the request's `Cookie` headers.
+/// Returns the first value of cookie `name` from the request's `Cookie`
+/// headers.
 pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    read_cookies(headers, name).into_iter().next()
+}
+
+/// Returns every non-empty value of cookie `name` in the request's
+/// `Cookie` headers, in the order the browser sent them. A page on another
+/// port of the same host can set a cookie of the same name, which the
+/// browser may send first.
+pub fn read_cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
+        .filter(|(key, value)| *key == name && !value.trim().is_empty())
         .map(|(_, value)| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
+        .collect()
 }
 
 /// Builds a `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, and

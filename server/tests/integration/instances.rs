@@ -14,6 +14,7 @@ use app::ssr::entities::{application_secret, refresh_token, signing_key, user};
 use app::ssr::ids::sha256_hex;
 use app::ssr::testing::TestDatabase;
 use crate::browser::location;
+use crate::common::{csrf_field, set_cookie_pair};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
@@ -774,26 +775,6 @@ async fn simultaneous_prepare_on_empty_database() {
     }
 }
 
-/// Returns the `name=value` pair of cookie `name` that `response` sets.
-fn cookie_pair(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .filter_map(|value| value.split(';').next())
-        .find(|pair| pair.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("the response sets {name}"))
-        .to_owned()
-}
-
-/// Returns the hidden `csrf_token` value of a form page.
-fn csrf_of(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("the page has a CSRF field") + marker.len();
-    html[start..].split('"').next().unwrap_or_default().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_session_from_one_instance_works_on_the_other() {
     let pair = Pair::start().await;
@@ -805,8 +786,8 @@ async fn admin_session_from_one_instance_works_on_the_other() {
     // Sign in at A. The public URL is https, so the cookies carry the
     // __Host- prefix.
     let page = pair.http.get(pair.a.url("/console/sign-in")).send().await.unwrap();
-    let form_cookie = cookie_pair(&page, "__Host-latch_console_form");
-    let csrf = csrf_of(&page.text().await.unwrap());
+    let form_cookie = set_cookie_pair(&page, "__Host-latch_console_form").expect("the page sets its form cookie");
+    let csrf = csrf_field(&page.text().await.unwrap());
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs([("csrf_token", csrf.as_str()), ("username", "operator"), ("password", password)])
         .finish();
@@ -820,9 +801,9 @@ async fn admin_session_from_one_instance_works_on_the_other() {
         .await
         .unwrap();
     assert_eq!(signed_in.status(), 303);
-    let session = cookie_pair(&signed_in, "__Host-latch_console");
+    let session = set_cookie_pair(&signed_in, "__Host-latch_console").expect("sign-in sets the session cookie");
 
-    // B knows the session: pages and server functions answer.
+    // B accepts the session for pages and server functions.
     let console = pair.http.get(pair.b.url("/console")).header("cookie", &session).send().await.unwrap();
     assert_eq!(console.status(), 200);
     let html = console.text().await.unwrap();
@@ -842,7 +823,7 @@ async fn admin_session_from_one_instance_works_on_the_other() {
         .post(pair.b.url("/console/sign-out"))
         .header("cookie", &session)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf_token={}", csrf_of(&html)))
+        .body(format!("csrf_token={}", csrf_field(&html)))
         .send()
         .await
         .unwrap();
