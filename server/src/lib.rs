@@ -30,11 +30,12 @@ pub async fn prepare(config: &Config) -> anyhow::Result<AppState> {
         .await
         .map_err(|error| anyhow::anyhow!("cannot create the token signing keys: {error}"))?;
     Ok(AppState {
-        db,
         public_url: config.public_url(),
         master_key,
         throttle: config.throttle_policy(),
         token_cache: Default::default(),
+        token_batches: std::sync::Arc::new(app::ssr::state::TokenBatches::start(&db)),
+        db,
     })
 }
 

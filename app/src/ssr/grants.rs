@@ -17,15 +17,16 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-use super::entities::{authorization_code, refresh_token};
+use super::batch::Batcher;
+use super::entities::{authorization_code, refresh_token, user};
 use super::ids;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
-    TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, Set, TransactionSession, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -349,6 +350,220 @@ where
         token: successor,
         row: successor_row,
     })
+}
+
+/// Most rotations one batch carries out. Each adds four bound values to
+/// the claiming `UPDATE` and twelve to the successor `INSERT`.
+const MAX_ROTATIONS_PER_BATCH: usize = 64;
+
+/// A refresh token rotation waiting for its batch.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    presented_hash: String,
+    successor_hash: String,
+    client_id: String,
+    ttl_days: i32,
+    now: i64,
+}
+
+impl Rotation {
+    /// Prepares the rotation of `presented` for [`rotate_many`] and
+    /// returns it with the successor token that the rotation stores.
+    pub fn prepare(
+        presented: &str,
+        request: RefreshRequest<'_>,
+        now: i64,
+    ) -> Result<(Self, String), GrantError> {
+        let successor = derive_successor(request.derivation_key, presented)?;
+        let rotation = Self {
+            presented_hash: ids::sha256_hex(presented),
+            successor_hash: ids::sha256_hex(&successor),
+            client_id: request.client_id.to_owned(),
+            ttl_days: request.ttl_days,
+            now,
+        };
+        Ok((rotation, successor))
+    }
+}
+
+/// A rotation carried out by a batch: the successor's row and the user
+/// the token belongs to, read in the same transaction.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    /// The stored row of the successor token.
+    pub successor: refresh_token::Model,
+    /// The token's user; `None` if it was deleted.
+    pub user: Option<user::Model>,
+}
+
+/// Rotates many refresh tokens in one transaction of four statements: one
+/// `UPDATE ... RETURNING` claims every token that is live, belongs to the
+/// client named in its job and has not been rotated; one `INSERT` adds the
+/// successors; one `SELECT` reads their users.
+///
+/// Returns one entry per job, in order. A job gets `None` when its token
+/// was not claimed: unknown, expired, revoked, another client's, already
+/// rotated, or presented by an earlier job of the same batch. Nothing was
+/// changed for such a job, and [`use_refresh_token`] tells the caller why.
+pub async fn rotate_many<C>(db: &C, jobs: &[Rotation]) -> Result<Vec<Option<Rotated>>, DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    use sea_orm::Condition;
+    use sea_orm::sea_query::CaseStatement;
+    use std::collections::HashMap;
+
+    let mut results = vec![None; jobs.len()];
+    // The strictest expiry check of the batch; rotation times are equal.
+    let Some(now) = jobs.iter().map(|job| job.now).max() else {
+        return Ok(results);
+    };
+    let mut first_job: HashMap<&str, usize> = HashMap::with_capacity(jobs.len());
+    let mut owned_by_client = Condition::any();
+    let mut successor_of = CaseStatement::new();
+    for (index, job) in jobs.iter().enumerate() {
+        if first_job.contains_key(job.presented_hash.as_str()) {
+            continue;
+        }
+        first_job.insert(&job.presented_hash, index);
+        owned_by_client = owned_by_client.add(
+            Condition::all()
+                .add(refresh_token::Column::TokenHash.eq(job.presented_hash.as_str()))
+                .add(refresh_token::Column::ApplicationId.eq(job.client_id.as_str())),
+        );
+        successor_of = successor_of.case(
+            refresh_token::Column::TokenHash.eq(job.presented_hash.as_str()),
+            Expr::value(job.successor_hash.as_str()),
+        );
+    }
+
+    let txn = db.begin().await?;
+    let claimed = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+        .col_expr(refresh_token::Column::ReplacedByHash, successor_of.into())
+        .filter(owned_by_client)
+        .filter(refresh_token::Column::RotatedAt.is_null())
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .filter(refresh_token::Column::ExpiresAt.gt(now))
+        .exec_with_returning(&txn)
+        .await?;
+    if claimed.is_empty() {
+        txn.rollback().await?;
+        return Ok(results);
+    }
+
+    let mut successors = Vec::with_capacity(claimed.len());
+    for row in claimed {
+        let Some(&index) = first_job.get(row.token_hash.as_str()) else {
+            // The UPDATE matched only hashes of this batch.
+            txn.rollback().await?;
+            return Err(DbErr::Custom(
+                "a batch claimed a refresh token it did not ask for".into(),
+            ));
+        };
+        let job = &jobs[index];
+        successors.push((
+            index,
+            refresh_token::Model {
+                token_hash: job.successor_hash.clone(),
+                family_id: row.family_id,
+                application_id: row.application_id,
+                user_id: row.user_id,
+                scope: row.scope,
+                auth_time: row.auth_time,
+                code_hash: row.code_hash,
+                created_at: now,
+                expires_at: now + i64::from(job.ttl_days) * SECONDS_PER_DAY,
+                rotated_at: None,
+                replaced_by_hash: None,
+                revoked_at: None,
+            },
+        ));
+    }
+    refresh_token::Entity::insert_many(
+        successors
+            .iter()
+            .map(|(_, successor)| successor.clone().into_active_model()),
+    )
+    .exec(&txn)
+    .await?;
+    let user_ids: Vec<String> = successors
+        .iter()
+        .map(|(_, successor)| successor.user_id.clone())
+        .collect();
+    let users: HashMap<String, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(user_ids))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|user| (user.id.clone(), user))
+        .collect();
+    txn.commit().await?;
+
+    for (index, successor) in successors {
+        let user = users.get(&successor.user_id).cloned();
+        results[index] = Some(Rotated { successor, user });
+    }
+    Ok(results)
+}
+
+/// Gathers the refresh token rotations of concurrent requests into shared
+/// transactions (see [`rotate_many`]).
+#[derive(Debug)]
+pub struct RotationBatcher {
+    batcher: Batcher<Rotation, Option<Rotated>>,
+}
+
+impl RotationBatcher {
+    /// Starts the batch task on `db`. Must be called inside a tokio runtime.
+    pub fn start(db: DatabaseConnection) -> Self {
+        let batcher = Batcher::spawn(MAX_ROTATIONS_PER_BATCH, move |jobs: Vec<Rotation>| {
+            let db = db.clone();
+            async move {
+                match rotate_many(&db, &jobs).await {
+                    Ok(results) => results,
+                    Err(error) => {
+                        tracing::warn!(
+                            %error,
+                            jobs = jobs.len(),
+                            "a batch of refresh token rotations failed; each request retries alone"
+                        );
+                        vec![None; jobs.len()]
+                    }
+                }
+            }
+        });
+        Self { batcher }
+    }
+
+    /// Does what [`use_refresh_token`] does, through a shared batch when
+    /// rotation is on, and also returns the token's user when the batch
+    /// read it. A token the batch did not rotate goes through
+    /// [`use_refresh_token`] on its own, which answers retries, races and
+    /// rejections exactly as without batching.
+    pub async fn use_refresh_token<C>(
+        &self,
+        db: &C,
+        presented: &str,
+        request: RefreshRequest<'_>,
+        now: i64,
+    ) -> Result<(IssuedRefreshToken, Option<user::Model>), GrantError>
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        if request.rotate {
+            let (job, successor) = Rotation::prepare(presented, request, now)?;
+            if let Some(Some(rotated)) = self.batcher.submit(job).await {
+                let issued = IssuedRefreshToken {
+                    token: successor,
+                    row: rotated.successor,
+                };
+                return Ok((issued, rotated.user));
+            }
+        }
+        let issued = use_refresh_token(db, presented, request, now).await?;
+        Ok((issued, None))
+    }
 }
 
 /// Rejects a refresh token of another client, a revoked one and an expired

@@ -7,6 +7,7 @@
 pub mod admins;
 pub mod applications;
 pub mod at_rest;
+pub mod batch;
 pub mod codes;
 pub mod crypto;
 pub mod db;

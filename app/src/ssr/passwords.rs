@@ -1,9 +1,18 @@
 //! Password hashing with Argon2id.
 //!
 //! Each hash costs about 19 MiB of memory and tens of milliseconds of CPU,
-//! so hashing runs on tokio's blocking pool and a process-wide semaphore
-//! sized to the CPU count bounds how many hashes run at once. Requests that
-//! find every permit taken wait in line instead of exhausting memory.
+//! so hashing runs on its own threads, never on the async runtime, and a
+//! process-wide semaphore sized to the CPU count bounds how many hashes run
+//! at once. Requests that find every permit taken wait in line instead of
+//! exhausting memory.
+//!
+//! On Linux the hashing threads run under the `SCHED_IDLE` policy: any
+//! other runnable thread of the machine, such as the runtime's workers
+//! answering token requests, takes the CPU from a hash at once instead of
+//! waiting for the hash's time slice to end. A burst of sign-ins therefore
+//! slows the token endpoint only by the cores it occupies, not by
+//! scheduling delay. The price: while other work keeps every core busy,
+//! hashes get almost no CPU and sign-ins wait.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -11,10 +20,12 @@ use std::sync::LazyLock;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Permits for concurrent hashes: one per CPU the process may use.
-static HASHING_PERMITS: LazyLock<Semaphore> = LazyLock::new(|| {
-    let cpus = std::thread::available_parallelism().map_or(1, |count| count.get());
-    Semaphore::new(cpus)
-});
+static HASHING_PERMITS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(hashing_capacity()));
+
+/// Number of hashes that may run at once: the CPUs the process may use.
+fn hashing_capacity() -> usize {
+    std::thread::available_parallelism().map_or(1, |count| count.get())
+}
 
 /// A hash of a random password that nobody knows. Verifying against it when
 /// the user does not exist costs the same time as a real verification, so
@@ -75,10 +86,75 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, PasswordError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| PasswordError::TaskFailed)?
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: HashJob = Box::new(move || {
+        // The caller may have gone away; its result is then dropped.
+        let _ = reply.send(work());
+    });
+    match HASHING_THREADS.as_ref() {
+        Some(threads) => threads
+            .send(job)
+            .map_err(|_| PasswordError::TaskFailed)?,
+        // No hashing thread could be started: use the runtime's pool.
+        None => drop(tokio::task::spawn_blocking(job)),
+    }
+    answer.await.map_err(|_| PasswordError::TaskFailed)?
 }
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// Queue of the hashing threads, one thread per hashing permit, started on
+/// first use. `None` when no thread could be started.
+static HASHING_THREADS: LazyLock<Option<std::sync::mpsc::Sender<HashJob>>> =
+    LazyLock::new(start_hashing_threads);
+
+fn start_hashing_threads() -> Option<std::sync::mpsc::Sender<HashJob>> {
+    let (sender, receiver) = std::sync::mpsc::channel::<HashJob>();
+    let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+    let mut started = 0;
+    for index in 0..hashing_capacity() {
+        let receiver = receiver.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("latch-hash-{index}"))
+            .spawn(move || {
+                lower_thread_priority();
+                loop {
+                    let job = {
+                        let Ok(queue) = receiver.lock() else { return };
+                        match queue.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        }
+                    };
+                    job();
+                }
+            });
+        match spawned {
+            Ok(_) => started += 1,
+            Err(error) => tracing::warn!(%error, "cannot start a password hashing thread"),
+        }
+    }
+    (started > 0).then_some(sender)
+}
+
+/// Moves the calling thread to the `SCHED_IDLE` policy. A thread that
+/// cannot change its policy keeps the normal one.
+#[cfg(target_os = "linux")]
+fn lower_thread_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid `sched_param` that outlives the call, and
+    // pid 0 names the calling thread, whose policy is all this changes.
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if result != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "password hashing threads keep the normal scheduling policy"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_thread_priority() {}
 
 /// A hashing permit that the caller holds across several steps, such as a
 /// throttling check, a verification and the recording of its outcome.

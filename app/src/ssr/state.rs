@@ -1,7 +1,10 @@
 //! State shared by every request handler and server function.
 
 use crate::error::AppError;
+use super::applications::{self, ApplicationWithSecrets};
+use super::batch::Batcher;
 use super::crypto::MasterKey;
+use super::grants::RotationBatcher;
 use super::throttle::ThrottlePolicy;
 use super::tokens::cache::TokenCache;
 use sea_orm::DatabaseConnection;
@@ -23,6 +26,8 @@ pub struct AppState {
     /// Signing keys, settings and opened secrets kept in memory for the
     /// token endpoint.
     pub token_cache: Arc<TokenCache>,
+    /// Database work of the token endpoint that concurrent requests share.
+    pub token_batches: Arc<TokenBatches>,
 }
 
 impl AppState {
@@ -37,5 +42,46 @@ impl AppState {
     /// Returns the public URL as text without a trailing slash.
     pub fn public_base(&self) -> String {
         self.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+/// Most client reads one batch carries out.
+const MAX_CLIENT_READS_PER_BATCH: usize = 64;
+
+/// The token endpoint's database work that concurrent requests share: each
+/// batch is one query or one transaction instead of one per request.
+#[derive(Debug)]
+pub struct TokenBatches {
+    /// Reads of applications with all their secrets, by client id. A
+    /// client that does not exist is answered with `Some(None)`.
+    pub clients: Batcher<String, Option<ApplicationWithSecrets>>,
+    /// Refresh token rotations.
+    pub rotations: RotationBatcher,
+}
+
+impl TokenBatches {
+    /// Starts the batch tasks on `db`. Must be called inside a tokio
+    /// runtime.
+    pub fn start(db: &DatabaseConnection) -> Self {
+        let reader = db.clone();
+        let clients = Batcher::spawn(MAX_CLIENT_READS_PER_BATCH, move |ids: Vec<String>| {
+            let db = reader.clone();
+            async move {
+                let mut distinct = ids.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                match applications::applications_with_secrets(&db, &distinct).await {
+                    Ok(found) => ids.iter().map(|id| found.get(id).cloned()).collect(),
+                    Err(error) => {
+                        tracing::warn!(%error, "a batch of client reads failed; each request retries alone");
+                        Vec::new()
+                    }
+                }
+            }
+        });
+        Self {
+            clients,
+            rotations: RotationBatcher::start(db.clone()),
+        }
     }
 }

@@ -154,11 +154,23 @@ pub async fn mint_id_token(
     request: IdTokenRequest<'_>,
     now: i64,
 ) -> Result<String, MintError> {
-    let application = request.subject.application;
     let user = user::Entity::find_by_id(request.subject.user_id.to_owned())
         .one(db)
         .await?
         .ok_or(MintError::UserMissing)?;
+    mint_id_token_for_user(key, issuer, &user, request, now)
+}
+
+/// Signs an ID token as [`mint_id_token`] does, for a user row the caller
+/// has already read.
+pub fn mint_id_token_for_user(
+    key: &LoadedKey,
+    issuer: &str,
+    user: &user::Model,
+    request: IdTokenRequest<'_>,
+    now: i64,
+) -> Result<String, MintError> {
+    let application = request.subject.application;
     let mut claims = serde_json::Map::new();
     claims.insert("iss".into(), issuer.into());
     claims.insert("sub".into(), user.id.clone().into());
@@ -172,7 +184,7 @@ pub async fn mint_id_token(
     if let Some(nonce) = request.nonce {
         claims.insert("nonce".into(), nonce.into());
     }
-    claims.extend(user_claims(&user, request.subject.scope));
+    claims.extend(user_claims(user, request.subject.scope));
     Ok(sign(key, "JWT", &claims)?)
 }
 

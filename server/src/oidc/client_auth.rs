@@ -22,9 +22,8 @@ use app::ssr::entities::{application, application_secret};
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sea_orm::{
-    ConnectionTrait, DbErr, EntityTrait, JoinType, QuerySelect, RelationDef,
-};
+use app::ssr::applications::{ApplicationWithSecrets, applications_with_secrets};
+use sea_orm::DbErr;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -141,7 +140,7 @@ pub async fn authenticate_client(
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = credentials.basic;
     let reject = |reason| OAuthError::InvalidClient { basic, reason };
-    let found = application_with_secrets(&state.db, &credentials.client_id)
+    let found = application_with_secrets(state, &credentials.client_id)
         .await
         .map_err(|error| OAuthError::Server(error.to_string()))?;
     let Some((application, secrets)) = found else {
@@ -177,31 +176,19 @@ pub async fn authenticate_client(
     }
 }
 
-/// Reads an application and all its secrets, expired ones included, with
-/// one query (a left join), so that nothing about the client comes from a
-/// cache.
+/// Reads an application and all its secrets, expired ones included,
+/// through the state's batch of client reads, or alone when the batch task
+/// is gone. Nothing about the client comes from a cache.
 async fn application_with_secrets(
-    db: &impl ConnectionTrait,
+    state: &AppState,
     client_id: &str,
-) -> Result<Option<(application::Model, Vec<application_secret::Model>)>, DbErr> {
-    let secrets_of_application: RelationDef = application_secret::Entity::belongs_to(application::Entity)
-        .from(application_secret::Column::ApplicationId)
-        .to(application::Column::Id)
-        .into();
-    let rows = application::Entity::find_by_id(client_id.to_owned())
-        .join(JoinType::LeftJoin, secrets_of_application.rev())
-        .select_also(application_secret::Entity)
-        .all(db)
-        .await?;
-    let mut rows = rows.into_iter();
-    let Some((application, first)) = rows.next() else {
-        return Ok(None);
-    };
-    let secrets = first
-        .into_iter()
-        .chain(rows.filter_map(|(_, secret)| secret))
-        .collect();
-    Ok(Some((application, secrets)))
+) -> Result<Option<ApplicationWithSecrets>, DbErr> {
+    if let Some(found) = state.token_batches.clients.submit(client_id.to_owned()).await {
+        return Ok(found);
+    }
+    let ids = [client_id.to_owned()];
+    let mut found = applications_with_secrets(&state.db, &ids).await?;
+    Ok(found.remove(client_id))
 }
 
 /// Compares the SHA-256 digest of `presented` with each digest of a stored

@@ -14,7 +14,7 @@ use crate::oidc::client_auth::AuthenticatedClient;
 use crate::oidc::errors::OAuthError;
 use crate::oidc::params::Params;
 use app::ssr::AppState;
-use app::ssr::grants::{GrantError, RefreshRequest, find_refresh_token, use_refresh_token};
+use app::ssr::grants::{GrantError, RefreshRequest, find_refresh_token};
 use app::ssr::tokens::{self, IdTokenRequest, TokenSubject, scope_contains};
 
 /// Exchanges the refresh token in `params` for a new access token and the
@@ -45,7 +45,11 @@ pub async fn exchange(
             .ok_or(GrantError::RefreshNotFound)?;
         narrowed_scope(Some(requested), &stored.scope)?;
     }
-    let issued = use_refresh_token(db, presented, request, now).await?;
+    let (issued, user) = state
+        .token_batches
+        .rotations
+        .use_refresh_token(db, presented, request, now)
+        .await?;
     let scope = narrowed_scope(params.get("scope"), &issued.row.scope)?;
 
     // A rotated pair gets claims derived from the successor row, so a
@@ -76,7 +80,11 @@ pub async fn exchange(
             auth_time: issued.row.auth_time,
             nonce: None,
         };
-        Some(tokens::mint_id_token(db, &key, issuer, request, now).await?)
+        let token = match &user {
+            Some(user) => tokens::mint_id_token_for_user(&key, issuer, user, request, now)?,
+            None => tokens::mint_id_token(db, &key, issuer, request, now).await?,
+        };
+        Some(token)
     } else {
         None
     };

@@ -1,0 +1,138 @@
+//! Gathers concurrent requests for the same kind of database work so that
+//! one statement or one transaction serves all of them.
+//!
+//! A [`Batcher`] owns one task. The task waits for a job, takes every other
+//! job already queued (up to a limit), runs them together and hands each
+//! caller its own result. While one batch runs, new jobs queue up, so the
+//! batch size follows the load by itself: one job when the server is idle,
+//! dozens when many requests arrive at once. No job waits for a timer.
+//!
+//! The point is fewer round trips to the database. With sqlx's SQLite
+//! driver every statement is a message to a worker thread and back, which
+//! costs two context switches; with PostgreSQL it is a network round trip.
+//!
+//! A caller whose batch could not run (the task stopped, or the batch
+//! reported no result for it) gets `None` and is expected to do the work on
+//! its own, so a batcher can only make a request faster, never fail it.
+
+use std::future::Future;
+use tokio::sync::{mpsc, oneshot};
+
+/// Jobs that may wait in the queue before callers wait to enqueue.
+const QUEUE_CAPACITY: usize = 4096;
+
+type Queued<J, R> = (J, oneshot::Sender<R>);
+
+/// Runs jobs of type `J` in batches and answers each with an `R`.
+pub struct Batcher<J, R> {
+    sender: mpsc::Sender<Queued<J, R>>,
+}
+
+impl<J, R> std::fmt::Debug for Batcher<J, R> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Batcher")
+            .field("queued", &(QUEUE_CAPACITY - self.sender.capacity()))
+            .finish()
+    }
+}
+
+impl<J, R> Batcher<J, R>
+where
+    J: Send + 'static,
+    R: Send + 'static,
+{
+    /// Spawns the task that runs batches of at most `max_batch` jobs with
+    /// `run`, which must return one result per job, in order. The task ends
+    /// when the last [`Batcher`] handle is dropped. Must be called inside a
+    /// tokio runtime.
+    pub fn spawn<F, Fut>(max_batch: usize, mut run: F) -> Self
+    where
+        F: FnMut(Vec<J>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<R>> + Send,
+    {
+        let (sender, mut receiver) = mpsc::channel::<Queued<J, R>>(QUEUE_CAPACITY);
+        let max_batch = max_batch.max(1);
+        tokio::spawn(async move {
+            let mut queued = Vec::with_capacity(max_batch);
+            while receiver.recv_many(&mut queued, max_batch).await > 0 {
+                let (jobs, replies): (Vec<J>, Vec<oneshot::Sender<R>>) =
+                    queued.drain(..).unzip();
+                let results = run(jobs).await;
+                // A short result list leaves the remaining callers without
+                // an answer, and they fall back to working alone.
+                for (reply, result) in replies.into_iter().zip(results) {
+                    // The caller may have gone away, for example when its
+                    // client disconnected; its result is then dropped.
+                    let _ = reply.send(result);
+                }
+            }
+        });
+        Self { sender }
+    }
+
+    /// Queues `job` and waits for its result. Returns `None` when the batch
+    /// task has stopped or gave no result for this job.
+    pub async fn submit(&self, job: J) -> Option<R> {
+        let (reply, answer) = oneshot::channel();
+        self.sender.send((job, reply)).await.ok()?;
+        answer.await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn each_caller_gets_its_own_result() {
+        let batcher = Batcher::spawn(8, |jobs: Vec<u32>| async move {
+            jobs.into_iter().map(|job| job * 10).collect::<Vec<_>>()
+        });
+        assert_eq!(batcher.submit(1).await, Some(10));
+        assert_eq!(batcher.submit(7).await, Some(70));
+    }
+
+    #[tokio::test]
+    async fn concurrent_jobs_share_batches() {
+        let batches = Arc::new(AtomicUsize::new(0));
+        let counter = batches.clone();
+        let batcher = Arc::new(Batcher::spawn(64, move |jobs: Vec<u32>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                // Give the other callers time to queue behind this batch.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                jobs
+            }
+        }));
+        let calls: Vec<_> = (0..50)
+            .map(|job| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move { batcher.submit(job).await })
+            })
+            .collect();
+        for (job, call) in calls.into_iter().enumerate() {
+            assert_eq!(call.await.unwrap(), Some(job as u32));
+        }
+        let ran = batches.load(Ordering::SeqCst);
+        assert!(ran < 50, "50 concurrent jobs ran in {ran} batches");
+    }
+
+    #[tokio::test]
+    async fn missing_results_answer_none() {
+        let batcher = Batcher::spawn(8, |_jobs: Vec<u32>| async move { Vec::<u32>::new() });
+        assert_eq!(batcher.submit(1).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_batch_answers_none_and_stops() {
+        let batcher = Batcher::spawn(8, |jobs: Vec<u32>| async move {
+            assert!(jobs.is_empty(), "deliberate failure of the batch");
+            jobs
+        });
+        assert_eq!(batcher.submit(1).await, None);
+        assert_eq!(batcher.submit(2).await, None);
+    }
+}

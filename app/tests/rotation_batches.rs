@@ -1,0 +1,260 @@
+//! Refresh token rotation in shared batches, on a real database (SQLite
+//! file, or PostgreSQL when `LATCH_TEST_BACKEND=postgres`).
+
+#![cfg(feature = "ssr")]
+
+use app::model::ApplicationKind;
+use app::ssr::applications::{self, NewApplication};
+use app::ssr::codes::{CodeGrant, issue_code};
+use app::ssr::crypto::MasterKey;
+use app::ssr::entities::refresh_token;
+use app::ssr::grants::{
+    self, CodeRedemption, GrantError, RefreshRequest, Rotation, RotationBatcher, rotate_many,
+};
+use app::ssr::testing::TestDatabase;
+use app::ssr::users::{self, NewUser};
+use app::ssr::{db, ids};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+use std::sync::Arc;
+
+const NOW: i64 = 1_700_000_000;
+const REDIRECT_URI: &str = "https://chatgpt.com/aip/g-1/oauth/callback";
+const DERIVATION_KEY: &str = "derivation key of these tests";
+
+struct Fixture {
+    db: DatabaseConnection,
+    _database: TestDatabase,
+    first_app: String,
+    second_app: String,
+    user_id: String,
+}
+
+async fn fixture() -> Fixture {
+    let database = TestDatabase::create().await;
+    let db = db::connect_and_migrate(&database.url).await.unwrap();
+    let key = MasterKey::generate().0;
+    let mut app_ids = Vec::new();
+    for name in ["First", "Second"] {
+        let input = NewApplication {
+            name: name.into(),
+            kind: ApplicationKind::ChatgptPlugin,
+            redirect_uris: vec![REDIRECT_URI.into()],
+            always_issue_refresh_token: true,
+        };
+        let created = applications::create_application(&db, &key, input, NOW)
+            .await
+            .unwrap();
+        app_ids.push(created.id);
+    }
+    let user = NewUser {
+        username: "ada".into(),
+        email: Some("ada@example.com".into()),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+    };
+    let user = users::create_user(&db, user, NOW).await.unwrap().unwrap();
+    let second_app = app_ids.pop().unwrap();
+    let first_app = app_ids.pop().unwrap();
+    Fixture {
+        db,
+        _database: database,
+        first_app,
+        second_app,
+        user_id: user.id,
+    }
+}
+
+impl Fixture {
+    /// Starts a refresh token family of `app` through a code, as the token
+    /// endpoint does, and returns its first refresh token.
+    async fn family(&self, app: &str) -> String {
+        let grant = CodeGrant {
+            application_id: app.into(),
+            user_id: self.user_id.clone(),
+            redirect_uri: REDIRECT_URI.into(),
+            scope: "openid profile".into(),
+            nonce: None,
+            code_challenge: None,
+            auth_time: NOW,
+            issue_refresh_token: true,
+        };
+        let code = issue_code(&self.db, grant, NOW).await.unwrap();
+        let redemption = CodeRedemption {
+            client_id: app,
+            redirect_uri: Some(REDIRECT_URI),
+            code_verifier: None,
+            public_client: false,
+            refresh_ttl_days: 14,
+        };
+        let redeemed = grants::redeem_code(&self.db, &code, redemption, NOW)
+            .await
+            .unwrap();
+        redeemed.refresh.unwrap().token
+    }
+
+    async fn row(&self, token: &str) -> refresh_token::Model {
+        grants::find_refresh_token(&self.db, token)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn family_size(&self, family_id: &str) -> u64 {
+        refresh_token::Entity::find()
+            .filter(refresh_token::Column::FamilyId.eq(family_id))
+            .count(&self.db)
+            .await
+            .unwrap()
+    }
+}
+
+fn request(client_id: &str) -> RefreshRequest<'_> {
+    RefreshRequest {
+        client_id,
+        rotate: true,
+        ttl_days: 14,
+        derivation_key: DERIVATION_KEY,
+    }
+}
+
+#[tokio::test]
+async fn a_batch_rotates_only_the_live_tokens_of_their_own_client() {
+    let fixture = fixture().await;
+    let first = fixture.family(&fixture.first_app).await;
+    let second = fixture.family(&fixture.first_app).await;
+    let revoked = fixture.family(&fixture.first_app).await;
+    let other_client = fixture.family(&fixture.second_app).await;
+    let revoked_family = fixture.row(&revoked).await.family_id;
+    grants::revoke_family(&fixture.db, &revoked_family, NOW)
+        .await
+        .unwrap();
+
+    let presented = [
+        (first.as_str(), fixture.first_app.as_str()),
+        (second.as_str(), fixture.first_app.as_str()),
+        // The same token twice: only its first job may rotate it.
+        (first.as_str(), fixture.first_app.as_str()),
+        (revoked.as_str(), fixture.first_app.as_str()),
+        // A token of the second application presented by the first.
+        (other_client.as_str(), fixture.first_app.as_str()),
+        ("no such token", fixture.first_app.as_str()),
+    ];
+    let mut jobs = Vec::new();
+    let mut successors = Vec::new();
+    for (token, client) in presented {
+        let (job, successor) = Rotation::prepare(token, request(client), NOW + 5).unwrap();
+        jobs.push(job);
+        successors.push(successor);
+    }
+    let results = rotate_many(&fixture.db, &jobs).await.unwrap();
+    let rotated: Vec<bool> = results.iter().map(Option::is_some).collect();
+    assert_eq!(rotated, [true, true, false, false, false, false]);
+
+    for (index, token) in [(0, &first), (1, &second)] {
+        let done = results[index].as_ref().unwrap();
+        let old = fixture.row(token).await;
+        assert_eq!(old.rotated_at, Some(NOW + 5));
+        assert_eq!(old.replaced_by_hash.as_deref(), Some(done.successor.token_hash.as_str()));
+        assert_eq!(done.successor.token_hash, ids::sha256_hex(&successors[index]));
+        assert_eq!(fixture.row(&successors[index]).await, done.successor);
+        assert_eq!(done.successor.family_id, old.family_id);
+        assert_eq!(done.successor.scope, "openid profile");
+        assert_eq!(done.successor.expires_at, NOW + 5 + 14 * 86_400);
+        assert_eq!(done.user.as_ref().unwrap().id, fixture.user_id);
+        assert_eq!(fixture.family_size(&old.family_id).await, 2);
+    }
+    // Rejected jobs changed nothing.
+    for token in [&revoked, &other_client] {
+        let row = fixture.row(token).await;
+        assert_eq!(row.rotated_at, None);
+        assert_eq!(row.replaced_by_hash, None);
+        assert_eq!(fixture.family_size(&row.family_id).await, 1);
+    }
+    assert!(fixture.row(&other_client).await.revoked_at.is_none());
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_token_get_one_successor() {
+    let fixture = Arc::new(fixture().await);
+    let token = Arc::new(fixture.family(&fixture.first_app).await);
+    let batcher = Arc::new(RotationBatcher::start(fixture.db.clone()));
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let (fixture, token, batcher) = (fixture.clone(), token.clone(), batcher.clone());
+            tokio::spawn(async move {
+                batcher
+                    .use_refresh_token(&fixture.db, &token, request(&fixture.first_app), NOW + 1)
+                    .await
+                    .map(|(issued, _)| issued.token)
+            })
+        })
+        .collect();
+    let mut successors = Vec::new();
+    for call in calls {
+        successors.push(call.await.unwrap().unwrap());
+    }
+    successors.dedup();
+    assert_eq!(successors.len(), 1, "every request must get the same successor");
+    let family = fixture.row(&token).await.family_id;
+    assert_eq!(fixture.family_size(&family).await, 2);
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_many_tokens_all_rotate() {
+    let fixture = Arc::new(fixture().await);
+    let mut tokens = Vec::new();
+    for _ in 0..40 {
+        tokens.push(fixture.family(&fixture.first_app).await);
+    }
+    let batcher = Arc::new(RotationBatcher::start(fixture.db.clone()));
+    let calls: Vec<_> = tokens
+        .iter()
+        .cloned()
+        .map(|token| {
+            let (fixture, batcher) = (fixture.clone(), batcher.clone());
+            tokio::spawn(async move {
+                let (issued, user) = batcher
+                    .use_refresh_token(&fixture.db, &token, request(&fixture.first_app), NOW + 1)
+                    .await
+                    .unwrap();
+                (token, issued, user)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (token, issued, user) = call.await.unwrap();
+        assert_ne!(issued.token, token);
+        let old = fixture.row(&token).await;
+        assert_eq!(old.replaced_by_hash.as_deref(), Some(issued.row.token_hash.as_str()));
+        assert_eq!(fixture.row(&issued.token).await.family_id, old.family_id);
+        // A rotation that went through a batch brings the user along.
+        if let Some(user) = user {
+            assert_eq!(user.id, fixture.user_id);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batched_token_reused_after_the_grace_window_revokes_its_family() {
+    let fixture = fixture().await;
+    let token = fixture.family(&fixture.first_app).await;
+    let batcher = RotationBatcher::start(fixture.db.clone());
+    let (issued, user) = batcher
+        .use_refresh_token(&fixture.db, &token, request(&fixture.first_app), NOW)
+        .await
+        .unwrap();
+    assert!(user.is_some(), "a lone rotation also runs as a batch");
+
+    // Within the grace window the same successor comes back.
+    let (retried, _) = batcher
+        .use_refresh_token(&fixture.db, &token, request(&fixture.first_app), NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(retried.token, issued.token);
+
+    let late = NOW + grants::REFRESH_REUSE_GRACE_SECS + 1;
+    let reused = batcher
+        .use_refresh_token(&fixture.db, &token, request(&fixture.first_app), late)
+        .await;
+    assert!(matches!(reused, Err(GrantError::RefreshReused)));
+    assert!(fixture.row(&issued.token).await.revoked_at.is_some());
+}
