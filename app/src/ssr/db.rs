@@ -8,6 +8,16 @@ use std::time::Duration;
 /// How long a SQLite write waits for another writer before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connections to a SQLite file. SQLite runs one write at a time, and a
+/// writer that finds the file locked sleeps in SQLite's busy handler for 1
+/// to 100 ms before it tries again. With one connection, requests queue in
+/// the pool instead, in order and without sleeping, and the connection's
+/// page cache stays valid because no other connection writes.
+const SQLITE_CONNECTIONS: u32 = 1;
+
+/// Connections to PostgreSQL per instance.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
 /// How long a PostgreSQL connection may sit unused in the pool before it
 /// is pinged on its next use.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
@@ -26,13 +36,16 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
     // been idle for PING_AFTER_IDLE, which catches connections that the
     // server or a proxy closed while they were unused.
     if url.starts_with("sqlite:") {
-        options.test_before_acquire(false);
+        options
+            .test_before_acquire(false)
+            .max_connections(SQLITE_CONNECTIONS);
     } else {
-        options.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
+        options
+            .test_before_acquire_if_idle_for(PING_AFTER_IDLE)
+            .max_connections(POSTGRES_CONNECTIONS);
     }
     options
         .sqlx_logging(false)
-        .max_connections(16)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .map_sqlx_sqlite_opts(|opts| {
