@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261204_000001_create_applications;
 mod m20261204_000002_create_identity_tables;
 mod m20261204_000003_create_console_security;
+mod m20261204_000004_revoke_code_grants;
 
 /// Applies every Latch migration in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_create_applications::Migration),
             Box::new(m20261204_000002_create_identity_tables::Migration),
             Box::new(m20261204_000003_create_console_security::Migration),
+            Box::new(m20261204_000004_revoke_code_grants::Migration),
         ]
     }
 }

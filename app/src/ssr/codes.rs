@@ -47,6 +47,7 @@ pub async fn issue_code(db: &impl ConnectionTrait, grant: CodeGrant, now: i64) -
         created_at: Set(now),
         expires_at: Set(now + CODE_TTL_SECS),
         consumed_at: Set(None),
+        revoked_at: Set(None),
     }
     .insert(db)
     .await

@@ -181,6 +181,9 @@ pub mod authorization_code {
         pub expires_at: i64,
         /// Set on the first redemption; a second one is refused.
         pub consumed_at: Option<i64>,
+        /// Set when a second redemption revoked everything the code
+        /// produced, access tokens without a refresh token included.
+        pub revoked_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -154,7 +154,7 @@ where
         return Err(GrantError::CodeClientMismatch);
     }
     if row.consumed_at.is_some() {
-        revoke_families_of_code(db, &code_hash, now).await?;
+        revoke_grants_of_code(db, &code_hash, now).await?;
         return Err(GrantError::CodeReused);
     }
     if row.expires_at <= now {
@@ -172,7 +172,7 @@ where
         .await?;
     if claimed.rows_affected != 1 {
         txn.rollback().await?;
-        revoke_families_of_code(db, &code_hash, now).await?;
+        revoke_grants_of_code(db, &code_hash, now).await?;
         return Err(GrantError::CodeReused);
     }
     let refresh = if row.issue_refresh_token {
@@ -352,8 +352,8 @@ where
     })
 }
 
-/// Most rotations one batch carries out. Each adds four bound values to
-/// the claiming `UPDATE` and twelve to the successor `INSERT`.
+/// Maximum number of rotations in one batch. Each adds four bound values
+/// to the claiming `UPDATE` and twelve to the successor `INSERT`.
 const MAX_ROTATIONS_PER_BATCH: usize = 64;
 
 /// A refresh token rotation waiting for its batch.
@@ -404,7 +404,7 @@ pub struct Rotated {
 /// Returns one entry per job, in order. A job gets `None` when its token
 /// was not claimed: unknown, expired, revoked, another client's, already
 /// rotated, or presented by an earlier job of the same batch. Nothing was
-/// changed for such a job, and [`use_refresh_token`] tells the caller why.
+/// changed for such a job, and [`use_refresh_token`] returns the reason.
 pub async fn rotate_many<C>(db: &C, jobs: &[Rotation]) -> Result<Vec<Option<Rotated>>, DbErr>
 where
     C: ConnectionTrait + TransactionTrait,
@@ -414,7 +414,8 @@ where
     use std::collections::HashMap;
 
     let mut results = vec![None; jobs.len()];
-    // The strictest expiry check of the batch; rotation times are equal.
+    // The latest request time of the batch is the expiry check and the
+    // rotation time of every job.
     let Some(now) = jobs.iter().map(|job| job.now).max() else {
         return Ok(results);
     };
@@ -657,12 +658,25 @@ pub async fn revoke_family(
     Ok(())
 }
 
-/// Revokes the families that a code produced.
-async fn revoke_families_of_code(
+/// Prefix of the grant id of access tokens issued from a code without a
+/// refresh token; the rest is the hash of the code.
+const CODE_GRANT_PREFIX: &str = "code:";
+
+/// Returns the grant id that access tokens from the code with `code_hash`
+/// carry when the code produced no refresh token family.
+pub fn code_grant_id(code_hash: &str) -> String {
+    format!("{CODE_GRANT_PREFIX}{code_hash}")
+}
+
+/// Revokes everything a code produced: its refresh token families and,
+/// through the code's `revoked_at`, access tokens that carry its grant id
+/// (RFC 6749 section 4.1.2).
+async fn revoke_grants_of_code(
     db: &impl ConnectionTrait,
     code_hash: &str,
     now: i64,
 ) -> Result<(), DbErr> {
+    revoke_code(db, code_hash, now).await?;
     let result = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
         .filter(refresh_token::Column::CodeHash.eq(code_hash))
@@ -677,11 +691,39 @@ async fn revoke_families_of_code(
     Ok(())
 }
 
-/// Tells whether a family has been revoked. Unknown families count as
-/// revoked, so an access token outlives its grant only when it had none.
-pub async fn is_family_revoked(db: &impl ConnectionTrait, family_id: &str) -> Result<bool, DbErr> {
+/// Revokes the grant an access token carries (see [`is_grant_revoked`]).
+pub async fn revoke_grant(db: &impl ConnectionTrait, grant_id: &str, now: i64) -> Result<(), DbErr> {
+    match grant_id.strip_prefix(CODE_GRANT_PREFIX) {
+        Some(code_hash) => revoke_code(db, code_hash, now).await,
+        None => revoke_family(db, grant_id, now).await,
+    }
+}
+
+/// Marks a code's grant revoked.
+async fn revoke_code(db: &impl ConnectionTrait, code_hash: &str, now: i64) -> Result<(), DbErr> {
+    authorization_code::Entity::update_many()
+        .col_expr(authorization_code::Column::RevokedAt, Expr::value(now))
+        .filter(authorization_code::Column::CodeHash.eq(code_hash))
+        .filter(authorization_code::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Tells whether the grant an access token carries has been revoked. A
+/// grant is either a refresh token family, revoked once none of its tokens
+/// is live, or a code without a refresh token ([`code_grant_id`]), revoked
+/// when the code was redeemed twice. Unknown grants count as revoked, so an
+/// access token outlives its grant only when it had none.
+pub async fn is_grant_revoked(db: &impl ConnectionTrait, grant_id: &str) -> Result<bool, DbErr> {
+    if let Some(code_hash) = grant_id.strip_prefix(CODE_GRANT_PREFIX) {
+        let code = authorization_code::Entity::find_by_id(code_hash.to_owned())
+            .one(db)
+            .await?;
+        return Ok(code.is_none_or(|code| code.revoked_at.is_some()));
+    }
     let live = refresh_token::Entity::find()
-        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::FamilyId.eq(grant_id))
         .filter(refresh_token::Column::RevokedAt.is_null())
         .one(db)
         .await?;
@@ -706,6 +748,7 @@ mod tests {
             created_at: 0,
             expires_at: 60,
             consumed_at: None,
+            revoked_at: None,
         }
     }
 

@@ -44,8 +44,9 @@ pub struct AccessTokenClaims {
     pub exp: i64,
     /// Unique token id.
     pub jti: String,
-    /// Refresh token family the token belongs to; revoking the family ends
-    /// the token.
+    /// Grant the token belongs to: its refresh token family, or for a code
+    /// that produced no refresh token, an id derived from the code. Revoking
+    /// the grant ends the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_id: Option<String>,
 }
@@ -76,7 +77,7 @@ pub struct TokenSubject<'a> {
     pub user_id: &'a str,
     /// Granted scope, space-separated.
     pub scope: &'a str,
-    /// Refresh token family, when the grant has one.
+    /// Grant id (see [`AccessTokenClaims::grant_id`]).
     pub grant_id: Option<&'a str>,
 }
 
@@ -311,7 +312,7 @@ pub async fn verify_access_token(
         return Err(AccessTokenError::ClientDeleted);
     }
     if let Some(grant_id) = &claims.grant_id {
-        let revoked = grants::is_family_revoked(db, grant_id)
+        let revoked = grants::is_grant_revoked(db, grant_id)
             .await
             .map_err(|error| AccessTokenError::Server(error.to_string()))?;
         if revoked {

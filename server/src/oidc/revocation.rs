@@ -75,12 +75,12 @@ async fn revoke_token(
     let issuer = discovery::issuer(state).await?;
     if let Ok(claims) = tokens::verify_access_token(&state.db, &state.master_key, &issuer, token, now).await
         && claims.client_id == client.application.id
-        && let Some(family_id) = &claims.grant_id
+        && let Some(grant_id) = &claims.grant_id
     {
-        grants::revoke_family(&state.db, family_id, now)
+        grants::revoke_grant(&state.db, grant_id, now)
             .await
             .map_err(server_error)?;
-        tracing::info!(target: "audit", client_id = %claims.client_id, %family_id, "grant revoked through its access token");
+        tracing::info!(target: "audit", client_id = %claims.client_id, %grant_id, "grant revoked through its access token");
     }
     Ok(())
 }

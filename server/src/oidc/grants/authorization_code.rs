@@ -11,7 +11,7 @@ use crate::oidc::client_auth::AuthenticatedClient;
 use crate::oidc::errors::OAuthError;
 use crate::oidc::params::Params;
 use app::ssr::AppState;
-use app::ssr::grants::{CodeRedemption, redeem_code};
+use app::ssr::grants::{self, CodeRedemption, redeem_code};
 use app::ssr::tokens::{self, IdTokenRequest, TokenSubject, scope_contains};
 
 /// Redeems the code in `params` and issues an access token, an ID token
@@ -36,18 +36,19 @@ pub async fn exchange(
     let redeemed = redeem_code(db, code, redemption, now).await?;
 
     let grant = &redeemed.code;
+    // Access tokens always carry a grant id, so a second redemption of the
+    // code revokes them too: the refresh token family when there is one,
+    // otherwise an id derived from the code.
+    let grant_id = match &redeemed.refresh {
+        Some(refresh) => refresh.row.family_id.clone(),
+        None => grants::code_grant_id(&grant.code_hash),
+    };
     let subject = TokenSubject {
         application,
         user_id: &grant.user_id,
         scope: &grant.scope,
-        grant_id: redeemed
-            .refresh
-            .as_ref()
-            .map(|refresh| refresh.row.family_id.as_str()),
+        grant_id: Some(&grant_id),
     };
-    // TODO-security: an access token from a code without a refresh token
-    // carries no grant id, so a later reuse of the code cannot revoke it and
-    // it stays valid until it expires.
     let key = tokens::signing_key_for(db, &state.master_key, &state.token_cache, application, now)
         .await
         .map_err(tokens::MintError::from)?;
