@@ -540,7 +540,7 @@ impl RotationBatcher {
     /// Does what [`use_refresh_token`] does, through a shared batch when
     /// rotation is on, and also returns the token's user when the batch
     /// read it. A token the batch did not rotate goes through
-    /// [`use_refresh_token`] on its own, which answers retries, races and
+    /// [`use_refresh_token`] on its own, which handles retries, races and
     /// rejections exactly as without batching.
     pub async fn use_refresh_token<C>(
         &self,
