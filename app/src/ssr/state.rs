@@ -45,7 +45,7 @@ impl AppState {
     }
 }
 
-/// Most client reads one batch carries out.
+/// Maximum number of client reads in one batch.
 const MAX_CLIENT_READS_PER_BATCH: usize = 64;
 
 /// The token endpoint's database work that concurrent requests share: each
@@ -53,7 +53,7 @@ const MAX_CLIENT_READS_PER_BATCH: usize = 64;
 #[derive(Debug)]
 pub struct TokenBatches {
     /// Reads of applications with all their secrets, by client id. A
-    /// client that does not exist is answered with `Some(None)`.
+    /// client that does not exist gets `Some(None)`.
     pub clients: Batcher<String, Option<ApplicationWithSecrets>>,
     /// Refresh token rotations.
     pub rotations: RotationBatcher,
