@@ -258,3 +258,74 @@ async fn a_batched_token_reused_after_the_grace_window_revokes_its_family() {
     assert!(matches!(reused, Err(GrantError::RefreshReused)));
     assert!(fixture.row(&issued.token).await.revoked_at.is_some());
 }
+
+#[tokio::test]
+async fn abandoned_queued_rotation_changes_nothing() {
+    use sea_orm::TransactionTrait;
+    use sea_orm::sea_query::Expr;
+    use std::time::Duration;
+
+    let fixture = Arc::new(fixture().await);
+    let blocker = fixture.family(&fixture.first_app).await;
+    let abandoned = fixture.family(&fixture.first_app).await;
+    let later = fixture.family(&fixture.first_app).await;
+    let batcher = Arc::new(RotationBatcher::start(fixture.db.clone()));
+
+    // A transaction that has written the blocker's row keeps the batch that
+    // rotates it waiting. On PostgreSQL the batch waits for the row lock, and
+    // on SQLite for the only connection.
+    let holder = fixture.db.begin().await.unwrap();
+    refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::ExpiresAt,
+            Expr::col(refresh_token::Column::ExpiresAt),
+        )
+        .filter(refresh_token::Column::TokenHash.eq(ids::sha256_hex(&blocker)))
+        .exec(&holder)
+        .await
+        .unwrap();
+    let blocked_rotation = {
+        let (fixture, batcher, blocker) = (fixture.clone(), batcher.clone(), blocker.clone());
+        tokio::spawn(async move {
+            batcher
+                .use_refresh_token(&fixture.db, &blocker, request(&fixture.first_app), NOW + 1)
+                .await
+                .map(|(issued, _)| issued.token)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // This request queues behind the waiting batch, and its client gives up,
+    // as a client that disconnects or times out does.
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        batcher.use_refresh_token(
+            &fixture.db,
+            &abandoned,
+            request(&fixture.first_app),
+            NOW + 1,
+        ),
+    )
+    .await;
+    assert!(
+        waited.is_err(),
+        "the request was still queued when it was dropped"
+    );
+
+    holder.commit().await.unwrap();
+    blocked_rotation.await.unwrap().unwrap();
+    // One batch task runs the queue in order, so once a later request has
+    // returned, the abandoned job has been taken from the queue.
+    batcher
+        .use_refresh_token(&fixture.db, &later, request(&fixture.first_app), NOW + 1)
+        .await
+        .unwrap();
+
+    let row = fixture.row(&abandoned).await;
+    assert_eq!(
+        row.rotated_at, None,
+        "a request dropped before its batch ran must leave its token as it was"
+    );
+    assert_eq!(row.replaced_by_hash, None);
+    assert_eq!(fixture.family_size(&row.family_id).await, 1);
+}

@@ -56,8 +56,16 @@ where
         tokio::spawn(async move {
             let mut queued = Vec::with_capacity(max_batch);
             while receiver.recv_many(&mut queued, max_batch).await > 0 {
-                let (jobs, replies): (Vec<J>, Vec<oneshot::Sender<R>>) =
-                    queued.drain(..).unzip();
+                // A caller that went away while its job waited in the queue,
+                // for example because its client disconnected, expects
+                // nothing to happen on its behalf, so its job is not run.
+                let (jobs, replies): (Vec<J>, Vec<oneshot::Sender<R>>) = queued
+                    .drain(..)
+                    .filter(|(_, reply)| !reply.is_closed())
+                    .unzip();
+                if jobs.is_empty() {
+                    continue;
+                }
                 let results = run(jobs).await;
                 // A short result list leaves the remaining callers without
                 // an answer, and they fall back to working alone.
@@ -72,7 +80,9 @@ where
     }
 
     /// Queues `job` and waits for its result. Returns `None` when the batch
-    /// task has stopped or gave no result for this job.
+    /// task has stopped or gave no result for this job. Dropping the future
+    /// before the job's batch starts withdraws the job. Once its batch has
+    /// started, the job runs to the end and its result is dropped.
     pub async fn submit(&self, job: J) -> Option<R> {
         let (reply, answer) = oneshot::channel();
         self.sender.send((job, reply)).await.ok()?;
@@ -118,6 +128,37 @@ mod tests {
         }
         let ran = batches.load(Ordering::SeqCst);
         assert!(ran < 50, "50 concurrent jobs ran in {ran} batches");
+    }
+
+    #[tokio::test]
+    async fn abandoned_jobs_do_not_run() {
+        let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let batcher = Arc::new(Batcher::spawn(8, {
+            let (ran, gate) = (ran.clone(), gate.clone());
+            move |jobs: Vec<u32>| {
+                let (ran, gate) = (ran.clone(), gate.clone());
+                async move {
+                    gate.acquire().await.unwrap().forget();
+                    ran.lock().unwrap().extend(jobs.iter().copied());
+                    jobs
+                }
+            }
+        }));
+        let first = tokio::spawn({
+            let batcher = batcher.clone();
+            async move { batcher.submit(1).await }
+        });
+        // The batch of job 1 starts and waits at the gate.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Job 2 queues behind it, and its caller stops waiting.
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), batcher.submit(2)).await;
+        assert!(waited.is_err());
+        gate.add_permits(3);
+        assert_eq!(first.await.unwrap(), Some(1));
+        assert_eq!(batcher.submit(3).await, Some(3));
+        assert_eq!(*ran.lock().unwrap(), [1, 3]);
     }
 
     #[tokio::test]

@@ -71,7 +71,7 @@ fn verify_blocking(password: &str, stored: Option<&str>) -> Result<bool, Passwor
     Ok(matches && stored.is_some())
 }
 
-/// Runs `work` on the blocking pool once a hashing permit is free.
+/// Runs `work` on a hashing thread once a hashing permit is free.
 async fn run_limited<T, F>(work: F) -> Result<T, PasswordError>
 where
     T: Send + 'static,
@@ -88,7 +88,14 @@ where
 {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let job: HashJob = Box::new(move || {
-        // The caller may have gone away; its result is then dropped.
+        // A caller that went away while its job was queued has already
+        // released its hashing permit. Running the job anyway would let jobs
+        // of abandoned requests pile up ahead of every later hash, so it is
+        // skipped. A caller that goes away during the hash has its result
+        // dropped.
+        if reply.is_closed() {
+            return;
+        }
         let _ = reply.send(work());
     });
     match HASHING_THREADS.as_ref() {
@@ -215,6 +222,56 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn abandoned_hash_job_is_skipped() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        use std::time::Duration;
+
+        // Occupy every hashing thread until `release` is dropped.
+        let threads = hashing_capacity();
+        let (release, release_signal) = std::sync::mpsc::channel::<()>();
+        let release_signal = Arc::new(Mutex::new(release_signal));
+        let (started, mut starts) = tokio::sync::mpsc::unbounded_channel();
+        let mut blockers = Vec::new();
+        for _ in 0..threads {
+            let (release_signal, started) = (release_signal.clone(), started.clone());
+            blockers.push(tokio::spawn(run_blocking(move || {
+                let _ = started.send(());
+                let _ = release_signal.lock().unwrap().recv();
+                Ok(())
+            })));
+        }
+        for _ in 0..threads {
+            starts.recv().await.unwrap();
+        }
+
+        // A job queues behind them, and its caller stops waiting.
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(50),
+            run_blocking(move || {
+                flag.store(true, Ordering::SeqCst);
+                Ok(())
+            }),
+        )
+        .await;
+        assert!(waited.is_err());
+
+        drop(release);
+        for blocker in blockers {
+            blocker.await.unwrap().unwrap();
+        }
+        // The queue is in order: later jobs answer only after the abandoned
+        // one has been taken from it.
+        for _ in 0..threads {
+            run_blocking(|| Ok(())).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned job ran");
     }
 
     #[tokio::test]
