@@ -12,7 +12,7 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// writer that finds the file locked sleeps in SQLite's busy handler for 1
 /// to 100 ms before it tries again. With one connection, requests queue in
 /// the pool instead, in order and without sleeping, and the connection's
-/// page cache stays valid because no other connection writes.
+/// page cache stays valid while no other process writes the file.
 const SQLITE_CONNECTIONS: u32 = 1;
 
 /// Connections to PostgreSQL per instance.
