@@ -185,3 +185,22 @@ fn print_application(app: &ApplicationDetails, json: bool) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod flag_tests {
+    use super::*;
+    use crate::config::HashPriority;
+
+    #[test]
+    fn hash_priority_defaults_to_idle() {
+        let cli = Cli::try_parse_from(["latch"]).unwrap();
+        assert_eq!(cli.config.hash_priority, HashPriority::Idle);
+    }
+
+    #[test]
+    fn hash_priority_accepts_normal() {
+        let cli = Cli::try_parse_from(["latch", "--hash-priority", "normal"]).unwrap();
+        assert_eq!(cli.config.hash_priority, HashPriority::Normal);
+        assert!(Cli::try_parse_from(["latch", "--hash-priority", "high"]).is_err());
+    }
+}

@@ -48,6 +48,23 @@ pub struct Config {
     /// Maximum wait, in seconds, that failed sign-ins can cause.
     #[arg(long, env = "LATCH_SIGN_IN_MAX_DELAY_SECS", default_value_t = 900, global = true)]
     pub sign_in_max_delay_secs: i64,
+
+    /// Scheduling priority of the password hashing threads. `idle` runs
+    /// hashes only when no other thread of the machine wants the CPU, which
+    /// keeps token requests fast during a burst of sign-ins, but sign-ins
+    /// wait for seconds while other programs keep every core busy. `normal`
+    /// shares the CPU equally.
+    #[arg(long, env = "LATCH_HASH_PRIORITY", value_enum, default_value_t = HashPriority::Idle, global = true)]
+    pub hash_priority: HashPriority,
+}
+
+/// Values of `--hash-priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HashPriority {
+    /// The `SCHED_IDLE` policy on Linux.
+    Idle,
+    /// The default policy of the process.
+    Normal,
 }
 
 impl Config {
@@ -64,6 +81,7 @@ impl Config {
             master_key: None,
             sign_in_delay_secs: 60,
             sign_in_max_delay_secs: 900,
+            hash_priority: HashPriority::Idle,
         }
     }
 

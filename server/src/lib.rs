@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 /// Opens the database, runs migrations and builds the shared state.
 pub async fn prepare(config: &Config) -> anyhow::Result<AppState> {
+    app::ssr::passwords::set_idle_priority(config.hash_priority == config::HashPriority::Idle);
     let master_key = std::sync::Arc::new(config.load_master_key()?);
     let url = config.database_url()?;
     let db = app::ssr::db::connect_and_migrate(&url)

@@ -9,7 +9,7 @@
 //!
 //! The point is fewer round trips to the database. With sqlx's SQLite
 //! driver every statement is a message to a worker thread and back, which
-//! costs two context switches; with PostgreSQL it is a network round trip.
+//! costs two context switches. With PostgreSQL it is a network round trip.
 //!
 //! A caller whose batch could not run (the task stopped, or the batch
 //! reported no result for it) gets `None` and is expected to do the work on
@@ -18,12 +18,12 @@
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
 
-/// Jobs that may wait in the queue before callers wait to enqueue.
+/// Maximum number of queued jobs. Further callers wait for room.
 const QUEUE_CAPACITY: usize = 4096;
 
 type Queued<J, R> = (J, oneshot::Sender<R>);
 
-/// Runs jobs of type `J` in batches and answers each with an `R`.
+/// Runs jobs of type `J` in batches and returns an `R` for each.
 pub struct Batcher<J, R> {
     sender: mpsc::Sender<Queued<J, R>>,
 }

@@ -8,15 +8,19 @@
 //!
 //! On Linux the hashing threads run under the `SCHED_IDLE` policy: any
 //! other runnable thread of the machine, such as the runtime's workers
-//! answering token requests, takes the CPU from a hash at once instead of
+//! serving token requests, takes the CPU from a hash at once instead of
 //! waiting for the hash's time slice to end. A burst of sign-ins therefore
 //! slows the token endpoint only by the cores it occupies, not by
 //! scheduling delay. The price: while other work keeps every core busy,
-//! hashes get almost no CPU and sign-ins wait.
+//! hashes get almost no CPU and sign-ins wait. With two busy threads of
+//! normal priority on a two-core machine, one hash took 7 s and more
+//! instead of about 24 ms. `latch --hash-priority normal` turns the policy
+//! off.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Permits for concurrent hashes: one per CPU the process may use.
@@ -144,10 +148,25 @@ fn start_hashing_threads() -> Option<std::sync::mpsc::Sender<HashJob>> {
     (started > 0).then_some(sender)
 }
 
-/// Moves the calling thread to the `SCHED_IDLE` policy. A thread that
-/// cannot change its policy keeps the normal one.
+/// Whether hashing threads move to the `SCHED_IDLE` policy when they
+/// start. On by default.
+static IDLE_PRIORITY: AtomicBool = AtomicBool::new(true);
+
+/// Chooses whether hashing threads run under `SCHED_IDLE` (`true`) or the
+/// process's normal policy. Takes effect only before the first hash, when
+/// the threads start.
+pub fn set_idle_priority(idle: bool) {
+    IDLE_PRIORITY.store(idle, Ordering::Relaxed);
+}
+
+/// Moves the calling thread to the `SCHED_IDLE` policy, unless
+/// [`set_idle_priority`] turned that off. A thread that cannot change its
+/// policy keeps the normal one.
 #[cfg(target_os = "linux")]
 fn lower_thread_priority() {
+    if !IDLE_PRIORITY.load(Ordering::Relaxed) {
+        return;
+    }
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` is a valid `sched_param` that outlives the call, and
     // pid 0 names the calling thread, whose policy is all this changes.
