@@ -117,7 +117,7 @@ fn request(client_id: &str) -> RefreshRequest<'_> {
 }
 
 #[tokio::test]
-async fn a_batch_rotates_only_the_live_tokens_of_their_own_client() {
+async fn batch_rotates_only_live_owned_tokens() {
     let fixture = fixture().await;
     let first = fixture.family(&fixture.first_app).await;
     let second = fixture.family(&fixture.first_app).await;
@@ -234,7 +234,7 @@ async fn concurrent_uses_of_many_tokens_all_rotate() {
 }
 
 #[tokio::test]
-async fn a_batched_token_reused_after_the_grace_window_revokes_its_family() {
+async fn batched_token_reuse_revokes_family() {
     let fixture = fixture().await;
     let token = fixture.family(&fixture.first_app).await;
     let batcher = RotationBatcher::start(fixture.db.clone());

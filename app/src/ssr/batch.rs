@@ -11,9 +11,9 @@
 //! driver every statement is a message to a worker thread and back, which
 //! costs two context switches. With PostgreSQL it is a network round trip.
 //!
-//! A caller whose batch could not run (the task stopped, or the batch
-//! reported no result for it) gets `None` and is expected to do the work on
-//! its own, so a batcher can only make a request faster, never fail it.
+//! A caller whose batch could not run gets `None`: the task stopped, or the
+//! batch returned no result for it. The caller then does the work on its
+//! own, so a batcher can only make a request faster, never fail it.
 
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};
@@ -67,8 +67,8 @@ where
                     continue;
                 }
                 let results = run(jobs).await;
-                // A short result list leaves the remaining callers without
-                // an answer, and they fall back to working alone.
+                // Callers beyond the end of a short result list get no
+                // result, so they fall back to working alone.
                 for (reply, result) in replies.into_iter().zip(results) {
                     // The caller may have gone away, for example when its
                     // client disconnected; its result is then dropped.
@@ -168,7 +168,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panicking_batch_answers_none_and_stops() {
+    async fn panicking_batch_returns_none() {
         let batcher = Batcher::spawn(8, |jobs: Vec<u32>| async move {
             assert!(jobs.is_empty(), "deliberate failure of the batch");
             jobs

@@ -329,22 +329,10 @@ where
         let rotated_at = current.rotated_at.ok_or(GrantError::RefreshRevoked)?;
         return successor_within_grace(db, &current, presented, request, rotated_at, now).await;
     };
-    let successor_row = refresh_token::ActiveModel {
-        token_hash: Set(successor_hash),
-        family_id: Set(row.family_id.clone()),
-        application_id: Set(row.application_id.clone()),
-        user_id: Set(row.user_id.clone()),
-        scope: Set(row.scope.clone()),
-        auth_time: Set(row.auth_time),
-        code_hash: Set(row.code_hash.clone()),
-        created_at: Set(now),
-        expires_at: Set(now + i64::from(request.ttl_days) * SECONDS_PER_DAY),
-        rotated_at: Set(None),
-        replaced_by_hash: Set(None),
-        revoked_at: Set(None),
-    }
-    .insert(&txn)
-    .await?;
+    let successor_row = successor_row(row, successor_hash, request.ttl_days, now)
+        .into_active_model()
+        .insert(&txn)
+        .await?;
     txn.commit().await?;
     Ok(IssuedRefreshToken {
         token: successor,
@@ -463,23 +451,8 @@ where
             ));
         };
         let job = &jobs[index];
-        successors.push((
-            index,
-            refresh_token::Model {
-                token_hash: job.successor_hash.clone(),
-                family_id: row.family_id,
-                application_id: row.application_id,
-                user_id: row.user_id,
-                scope: row.scope,
-                auth_time: row.auth_time,
-                code_hash: row.code_hash,
-                created_at: now,
-                expires_at: now + i64::from(job.ttl_days) * SECONDS_PER_DAY,
-                rotated_at: None,
-                replaced_by_hash: None,
-                revoked_at: None,
-            },
-        ));
+        let successor = successor_row(row, job.successor_hash.clone(), job.ttl_days, now);
+        successors.push((index, successor));
     }
     refresh_token::Entity::insert_many(
         successors
@@ -564,6 +537,30 @@ impl RotationBatcher {
         }
         let issued = use_refresh_token(db, presented, request, now).await?;
         Ok((issued, None))
+    }
+}
+
+/// Returns the row of the token that replaces `claimed`: same family,
+/// client, user, scope and sign-in time, created at `now`.
+fn successor_row(
+    claimed: refresh_token::Model,
+    successor_hash: String,
+    ttl_days: i32,
+    now: i64,
+) -> refresh_token::Model {
+    refresh_token::Model {
+        token_hash: successor_hash,
+        family_id: claimed.family_id,
+        application_id: claimed.application_id,
+        user_id: claimed.user_id,
+        scope: claimed.scope,
+        auth_time: claimed.auth_time,
+        code_hash: claimed.code_hash,
+        created_at: now,
+        expires_at: now + i64::from(ttl_days) * SECONDS_PER_DAY,
+        rotated_at: None,
+        replaced_by_hash: None,
+        revoked_at: None,
     }
 }
 

@@ -6,10 +6,11 @@
 //! at once. Requests that find every permit taken wait in line instead of
 //! exhausting memory.
 //!
-//! On Linux the hashing threads run under the `SCHED_IDLE` policy: any
-//! other runnable thread of the machine, such as the runtime's workers
-//! serving token requests, takes the CPU from a hash at once instead of
-//! waiting for the hash's time slice to end. A burst of sign-ins therefore
+//! On Linux the hashing threads run under the `SCHED_IDLE` policy unless
+//! [`set_idle_priority`] turns it off. Any other runnable thread of the
+//! machine, such as a runtime worker serving a token request, then takes
+//! the CPU from a hash at once instead of waiting for the hash's time slice
+//! to end. A burst of sign-ins therefore
 //! slows the token endpoint only by the cores it occupies, not by
 //! scheduling delay. The price: while other work keeps every core busy,
 //! hashes get almost no CPU and sign-ins wait. With two busy threads of
@@ -284,8 +285,8 @@ mod tests {
         for blocker in blockers {
             blocker.await.unwrap().unwrap();
         }
-        // The queue is in order: later jobs answer only after the abandoned
-        // one has been taken from it.
+        // The queue is in order, so later jobs finish only after the
+        // abandoned one has been taken from it.
         for _ in 0..threads {
             run_blocking(|| Ok(())).await.unwrap();
         }

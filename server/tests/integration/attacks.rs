@@ -387,36 +387,21 @@ async fn deleted_application_loses_its_grants() {
     assert_eq!(code_rows, 0);
 }
 
-/// An access token issued without a refresh token names no family, so
-/// only the application's own row can tell that it was deleted.
+/// An access token issued without a refresh token belongs to no refresh
+/// token family, and deleting its application must still end it.
 #[tokio::test]
 async fn deleted_application_token_without_family_fails() {
-    use crate::fixtures::{CodeSpec, code, confidential_client, redeem, user};
+    use crate::fixtures::{confidential_client, redeemed_without_refresh, user, userinfo_status};
 
     let server = TestServer::start().await;
     let client = confidential_client(&server).await;
     let user_id = user(&server).await;
-    let spec = CodeSpec {
-        scope: "openid profile".into(),
-        refresh: false,
-        ..CodeSpec::default()
-    };
-    let issued = code(&server, &client, &user_id, spec).await;
-    let (status, tokens) = redeem(&server, &client, &issued).await;
-    assert_eq!(status, 200, "{tokens}");
-    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+    let (_, tokens) = redeemed_without_refresh(&server, &client, &user_id).await;
     let access_token = tokens["access_token"].as_str().unwrap();
 
     applications::delete_application(server.db(), &client.id)
         .await
         .unwrap();
 
-    let after = server
-        .http
-        .get(server.url("/oidc/me"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(userinfo_status(&server, access_token).await, 401);
 }

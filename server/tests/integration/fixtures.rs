@@ -242,6 +242,38 @@ pub fn basic_header(id: &str, secret: &str) -> String {
     )
 }
 
+/// Issues and redeems a code for `openid profile` that produces no refresh
+/// token, checks that none came back, and returns the code and the tokens.
+pub async fn redeemed_without_refresh(
+    server: &TestServer,
+    client: &Client,
+    user_id: &str,
+) -> (String, Value) {
+    let spec = CodeSpec {
+        scope: "openid profile".into(),
+        refresh: false,
+        ..CodeSpec::default()
+    };
+    let issued = code(server, client, user_id, spec).await;
+    let (status, tokens) = redeem(server, client, &issued).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+    (issued, tokens)
+}
+
+/// Calls the UserInfo endpoint with `access_token` and returns the status.
+pub async fn userinfo_status(server: &TestServer, access_token: &str) -> u16 {
+    server
+        .http
+        .get(server.url("/oidc/me"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// Redeems a code with the secret in the body and returns status and body.
 pub async fn redeem(server: &TestServer, client: &Client, code: &str) -> (u16, Value) {
     let response = post_form(

@@ -449,30 +449,10 @@ async fn second_redemption_fails_and_revokes_tokens() {
     assert_eq!(userinfo.status(), 401);
 }
 
-async fn userinfo_status(server: &TestServer, access_token: &str) -> u16 {
-    server
-        .http
-        .get(server.url("/oidc/me"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test]
 async fn second_redemption_revokes_access_token_without_refresh_token() {
     let (server, client, user_id) = setup().await;
-    let spec = CodeSpec {
-        scope: "openid profile".into(),
-        refresh: false,
-        ..CodeSpec::default()
-    };
-    let code = code(&server, &client, &user_id, spec).await;
-    let (status, first) = redeem(&server, &client, &code).await;
-    assert_eq!(status, 200);
-    assert!(first.get("refresh_token").is_none());
+    let (code, first) = redeemed_without_refresh(&server, &client, &user_id).await;
     let access_token = first["access_token"].as_str().unwrap();
     assert_eq!(userinfo_status(&server, access_token).await, 200);
 
@@ -485,14 +465,7 @@ async fn second_redemption_revokes_access_token_without_refresh_token() {
 #[tokio::test]
 async fn revoking_access_token_without_refresh_token_ends_it() {
     let (server, client, user_id) = setup().await;
-    let spec = CodeSpec {
-        scope: "openid profile".into(),
-        refresh: false,
-        ..CodeSpec::default()
-    };
-    let code = code(&server, &client, &user_id, spec).await;
-    let (status, tokens) = redeem(&server, &client, &code).await;
-    assert_eq!(status, 200);
+    let (_, tokens) = redeemed_without_refresh(&server, &client, &user_id).await;
     let access_token = tokens["access_token"].as_str().unwrap();
     assert_eq!(userinfo_status(&server, access_token).await, 200);
 
