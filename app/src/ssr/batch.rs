@@ -13,7 +13,7 @@
 //!
 //! A caller whose batch could not run gets `None`: the task stopped, or the
 //! batch returned no result for it. The caller then does the work on its
-//! own, so a batcher can only make a request faster, never fail it.
+//! own, so a failed batch costs time but does not fail the request.
 
 use std::future::Future;
 use tokio::sync::{mpsc, oneshot};

@@ -138,7 +138,9 @@ fn start_hashing_threads() -> Option<std::sync::mpsc::Sender<HashJob>> {
                             Err(_) => return,
                         }
                     };
-                    job();
+                    // A panicking job drops its reply, so its caller gets
+                    // `TaskFailed`, and the thread goes on serving the queue.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 }
             });
         match spawned {
@@ -292,6 +294,15 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!ran.load(Ordering::SeqCst), "the abandoned job ran");
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_survive_panicking_job() {
+        for _ in 0..hashing_capacity() + 1 {
+            let failed = run_blocking::<(), _>(|| panic!("deliberate failure of a hash job")).await;
+            assert!(matches!(failed, Err(PasswordError::TaskFailed)));
+        }
+        assert!(run_blocking(|| Ok(7)).await.is_ok_and(|value| value == 7));
     }
 
     #[tokio::test]
