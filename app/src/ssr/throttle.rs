@@ -191,19 +191,31 @@ pub async fn wait_before(
 }
 
 /// Counts a failed attempt against its account and its address, and
-/// blocks either one that is past its allowance.
+/// blocks either one that is past its allowance. One call in
+/// [`PRUNE_ONE_IN`], on average, also prunes quiet rows.
 pub async fn record_failure(
     db: &impl ConnectionTrait,
     policy: &ThrottlePolicy,
     attempt: &Attempt<'_>,
     now: i64,
 ) -> Result<(), AppError> {
-    count_failure(db, policy, &attempt.account_key(), policy.free_account_failures, now).await?;
-    count_failure(db, policy, &attempt.address_key(), policy.free_address_failures, now).await?;
+    count_failures(db, policy, attempt, now).await?;
     if rand::rngs::OsRng.gen_ratio(1, PRUNE_ONE_IN) {
         prune(db, policy, now).await?;
     }
     Ok(())
+}
+
+/// Counts a failed attempt against its account and its address, as
+/// [`record_failure`] does, but never prunes.
+pub async fn count_failures(
+    db: &impl ConnectionTrait,
+    policy: &ThrottlePolicy,
+    attempt: &Attempt<'_>,
+    now: i64,
+) -> Result<(), AppError> {
+    count_failure(db, policy, &attempt.account_key(), policy.free_account_failures, now).await?;
+    count_failure(db, policy, &attempt.address_key(), policy.free_address_failures, now).await
 }
 
 /// Clears the account counter after a correct password. The address
