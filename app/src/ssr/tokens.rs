@@ -231,7 +231,7 @@ fn sign(
     let mut header = Header::new(key.alg.jwt_algorithm());
     header.typ = Some(typ.to_owned());
     header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.encoding)
+    key.sign_jwt(&header, claims)
 }
 
 /// Reason an access token was rejected. It is only logged, and the caller
