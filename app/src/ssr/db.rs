@@ -28,6 +28,7 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 /// SQLite files are created when missing and opened in WAL mode with
 /// `synchronous = NORMAL`: a committed write survives a crash of the
 /// process, though not necessarily a power failure of the machine.
+/// Temporary tables and statement journals are kept in memory.
 pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
     // By default sqlx pings a pooled connection every time it hands it out,
@@ -54,6 +55,10 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
+                // Statement journals of multi-statement transactions, such
+                // as a batch of refresh token rotations, then stay in memory
+                // instead of spilling to a temporary file.
+                .pragma("temp_store", "memory")
         });
     let db = connect(options).await?;
     migrate(&db).await?;
