@@ -4,7 +4,7 @@
 //! master key. The functions here seal them on write and open them on read.
 
 use super::crypto::{self, MasterKey};
-use super::entities::{application, application_secret, authorization_code, interaction, refresh_token};
+use super::entities::{application, application_secret, authorization_code, interaction, refresh_token, refresh_token_family};
 use super::ids;
 use crate::error::AppError;
 use crate::model::{ApplicationDetails, ApplicationKind, ApplicationSummary, SecretView, TokenContentType};
@@ -228,9 +228,14 @@ pub async fn delete_application(db: &impl ConnectionTrait, id: &str) -> Result<(
         return Err(AppError::ApplicationNotFound(id.to_owned()));
     }
     // These tables have no foreign key to the application. Removing the
-    // refresh tokens also ends the access tokens that name their family.
+    // refresh token families also ends the access tokens that name them.
     refresh_token::Entity::delete_many()
         .filter(refresh_token::Column::ApplicationId.eq(id))
+        .exec(db)
+        .await
+        .map_err(internal)?;
+    refresh_token_family::Entity::delete_many()
+        .filter(refresh_token_family::Column::ApplicationId.eq(id))
         .exec(db)
         .await
         .map_err(internal)?;

@@ -192,6 +192,31 @@ pub mod authorization_code {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// A refresh token family: the token issued with a code and every token
+/// that replaced it. Revoking the family revokes all of them.
+pub mod refresh_token_family {
+    use sea_orm::entity::prelude::*;
+
+    /// One row of `refresh_token_families`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_token_families")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub family_id: String,
+        pub application_id: String,
+        pub user_id: String,
+        /// Hash of the code that started the family.
+        pub code_hash: Option<String>,
+        pub created_at: i64,
+        pub revoked_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// A refresh token, found by its SHA-256 hash and grouped in a family for
 /// rotation and reuse detection.
 pub mod refresh_token {
@@ -214,6 +239,8 @@ pub mod refresh_token {
         pub expires_at: i64,
         pub rotated_at: Option<i64>,
         pub replaced_by_hash: Option<String>,
+        /// Set on tokens revoked before families had rows of their own.
+        /// Revocation now goes to the family (see `refresh_token_family`).
         pub revoked_at: Option<i64>,
     }
 

@@ -8,9 +8,10 @@
 //! rows and takes the reuse path. Nothing is read and then written back.
 //!
 //! Refresh tokens form families: the token issued with a code and every
-//! token that replaced it share a `family_id`. Revoking a family ends all
-//! of them at once, and access tokens carry the family id so that they
-//! stop working too.
+//! token that replaced it share a `family_id`. Each family has a row in
+//! `refresh_token_families`, and revoking the family there ends all of its
+//! tokens at once. Access tokens carry the family id so that they stop
+//! working too.
 
 #![cfg_attr(
     not(test),
@@ -18,12 +19,12 @@
 )]
 
 use super::batch::Batcher;
-use super::entities::{authorization_code, refresh_token, user};
+use super::entities::{authorization_code, refresh_token, refresh_token_family, user};
 use super::ids;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     IntoActiveModel, QueryFilter, Set, TransactionSession, TransactionTrait,
@@ -238,9 +239,20 @@ async fn insert_first_refresh_token(
     now: i64,
 ) -> Result<IssuedRefreshToken, DbErr> {
     let token = ids::new_opaque_token();
+    let family_id = ids::new_row_id();
+    refresh_token_family::ActiveModel {
+        family_id: Set(family_id.clone()),
+        application_id: Set(family.code.application_id.clone()),
+        user_id: Set(family.code.user_id.clone()),
+        code_hash: Set(Some(family.code_hash.to_owned())),
+        created_at: Set(now),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
     let row = refresh_token::ActiveModel {
         token_hash: Set(ids::sha256_hex(&token)),
-        family_id: Set(ids::new_row_id()),
+        family_id: Set(family_id),
         application_id: Set(family.code.application_id.clone()),
         user_id: Set(family.code.user_id.clone()),
         scope: Set(family.code.scope.clone()),
@@ -314,6 +326,7 @@ where
         .filter(refresh_token::Column::ApplicationId.eq(request.client_id))
         .filter(refresh_token::Column::RotatedAt.is_null())
         .filter(refresh_token::Column::RevokedAt.is_null())
+        .filter(family_not_revoked())
         .filter(refresh_token::Column::ExpiresAt.gt(now))
         .exec_with_returning(&txn)
         .await?;
@@ -433,6 +446,7 @@ where
         .filter(owned_by_client)
         .filter(refresh_token::Column::RotatedAt.is_null())
         .filter(refresh_token::Column::RevokedAt.is_null())
+        .filter(family_not_revoked())
         .filter(refresh_token::Column::ExpiresAt.gt(now))
         .exec_with_returning(&txn)
         .await?;
@@ -596,9 +610,7 @@ async fn successor_within_grace(
     now: i64,
 ) -> Result<IssuedRefreshToken, GrantError> {
     let successor = derive_successor(request.derivation_key, presented)?;
-    let successor_row = refresh_token::Entity::find_by_id(ids::sha256_hex(&successor))
-        .one(db)
-        .await?;
+    let successor_row = find_by_hash(db, ids::sha256_hex(&successor)).await?;
     let successor_used = successor_row.as_ref().is_none_or(|successor| successor.rotated_at.is_some());
     if now - rotated_at > REFRESH_REUSE_GRACE_SECS || successor_used {
         revoke_family(db, &row.family_id, now).await?;
@@ -630,26 +642,63 @@ fn derive_successor(derivation_key: &str, presented: &str) -> Result<String, Gra
     Ok(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
-/// Finds a refresh token by its value.
+/// Finds a refresh token by its value. The row's `revoked_at` is the time
+/// its family was revoked, when the token itself carries none.
 pub async fn find_refresh_token(
     db: &impl ConnectionTrait,
     token: &str,
 ) -> Result<Option<refresh_token::Model>, DbErr> {
-    refresh_token::Entity::find_by_id(ids::sha256_hex(token))
-        .one(db)
-        .await
+    find_by_hash(db, ids::sha256_hex(token)).await
 }
 
-/// Revokes every live token of a family.
+/// Finds a refresh token by the hash of its value, as
+/// [`find_refresh_token`] does.
+async fn find_by_hash(
+    db: &impl ConnectionTrait,
+    token_hash: String,
+) -> Result<Option<refresh_token::Model>, DbErr> {
+    let Some(mut row) = refresh_token::Entity::find_by_id(token_hash).one(db).await? else {
+        return Ok(None);
+    };
+    if row.revoked_at.is_none() {
+        let family = refresh_token_family::Entity::find_by_id(row.family_id.clone())
+            .one(db)
+            .await?;
+        row.revoked_at = family.and_then(|family| family.revoked_at);
+    }
+    Ok(Some(row))
+}
+
+/// Returns the condition that a `refresh_tokens` row's family is not
+/// revoked. The database checks it with a primary key read of the family.
+fn family_not_revoked() -> sea_orm::Condition {
+    use sea_orm::sea_query::ExprTrait;
+
+    let revoked = Query::select()
+        .expr(Expr::value(1))
+        .from(refresh_token_family::Entity)
+        .and_where(
+            Expr::col((refresh_token_family::Entity, refresh_token_family::Column::FamilyId))
+                .equals((refresh_token::Entity, refresh_token::Column::FamilyId)),
+        )
+        .and_where(
+            Expr::col((refresh_token_family::Entity, refresh_token_family::Column::RevokedAt))
+                .is_not_null(),
+        )
+        .to_owned();
+    sea_orm::Condition::all().add(Expr::exists(revoked).not())
+}
+
+/// Revokes a family and with it every token of the family.
 pub async fn revoke_family(
     db: &impl ConnectionTrait,
     family_id: &str,
     now: i64,
 ) -> Result<(), DbErr> {
-    refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
-        .filter(refresh_token::Column::FamilyId.eq(family_id))
-        .filter(refresh_token::Column::RevokedAt.is_null())
+    refresh_token_family::Entity::update_many()
+        .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_token_family::Column::FamilyId.eq(family_id))
+        .filter(refresh_token_family::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
     Ok(())
@@ -674,15 +723,15 @@ async fn revoke_grants_of_code(
     now: i64,
 ) -> Result<(), DbErr> {
     revoke_code(db, code_hash, now).await?;
-    let result = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
-        .filter(refresh_token::Column::CodeHash.eq(code_hash))
-        .filter(refresh_token::Column::RevokedAt.is_null())
+    let result = refresh_token_family::Entity::update_many()
+        .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_token_family::Column::CodeHash.eq(code_hash))
+        .filter(refresh_token_family::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
     tracing::warn!(
         target: "audit",
-        revoked = result.rows_affected,
+        revoked_families = result.rows_affected,
         "authorization code reused; tokens it produced are revoked"
     );
     Ok(())
@@ -708,10 +757,10 @@ async fn revoke_code(db: &impl ConnectionTrait, code_hash: &str, now: i64) -> Re
 }
 
 /// Tells whether the grant an access token carries has been revoked. A
-/// grant is either a refresh token family, revoked once none of its tokens
-/// is live, or a code without a refresh token ([`code_grant_id`]), revoked
-/// when the code was redeemed twice. Unknown grants count as revoked, so an
-/// access token outlives its grant only when it had none.
+/// grant is either a refresh token family, or a code without a refresh
+/// token ([`code_grant_id`]), revoked when the code was redeemed twice.
+/// Unknown grants count as revoked, so an access token outlives its grant
+/// only when it had none.
 pub async fn is_grant_revoked(db: &impl ConnectionTrait, grant_id: &str) -> Result<bool, DbErr> {
     if let Some(code_hash) = grant_id.strip_prefix(CODE_GRANT_PREFIX) {
         let code = authorization_code::Entity::find_by_id(code_hash.to_owned())
@@ -719,12 +768,10 @@ pub async fn is_grant_revoked(db: &impl ConnectionTrait, grant_id: &str) -> Resu
             .await?;
         return Ok(code.is_none_or(|code| code.revoked_at.is_some()));
     }
-    let live = refresh_token::Entity::find()
-        .filter(refresh_token::Column::FamilyId.eq(grant_id))
-        .filter(refresh_token::Column::RevokedAt.is_null())
+    let family = refresh_token_family::Entity::find_by_id(grant_id.to_owned())
         .one(db)
         .await?;
-    Ok(live.is_none())
+    Ok(family.is_none_or(|family| family.revoked_at.is_some()))
 }
 
 #[cfg(test)]

@@ -340,7 +340,7 @@ async fn console_allows_cross_site_link_only() {
 #[tokio::test]
 async fn deleted_application_loses_its_grants() {
     use crate::fixtures::{CodeSpec, code, confidential_client, redeem, user};
-    use app::ssr::entities::{authorization_code, refresh_token};
+    use app::ssr::entities::{authorization_code, refresh_token, refresh_token_family};
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
     let server = TestServer::start().await;
@@ -379,6 +379,12 @@ async fn deleted_application_loses_its_grants() {
         .await
         .unwrap();
     assert_eq!(refresh_rows, 0);
+    let family_rows = refresh_token_family::Entity::find()
+        .filter(refresh_token_family::Column::ApplicationId.eq(client.id.as_str()))
+        .count(server.db())
+        .await
+        .unwrap();
+    assert_eq!(family_rows, 0);
     let code_rows = authorization_code::Entity::find()
         .filter(authorization_code::Column::ApplicationId.eq(client.id.as_str()))
         .count(server.db())

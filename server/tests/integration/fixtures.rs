@@ -9,7 +9,7 @@ use app::model::ApplicationKind;
 use app::ssr::applications::{NewApplication, create_application};
 use app::ssr::codes::{CodeGrant, issue_code};
 use app::ssr::entities::{
-    application, application_secret, authorization_code, refresh_token, user,
+    application, application_secret, authorization_code, refresh_token, refresh_token_family, user,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -317,16 +317,19 @@ pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// Every stored code and refresh token, ordered by key.
+/// Every stored code, refresh token and refresh token family, ordered by
+/// key.
 #[derive(Debug, PartialEq)]
 pub struct Stored {
     /// Rows of `authorization_codes`.
     pub codes: Vec<authorization_code::Model>,
     /// Rows of `refresh_tokens`.
     pub refresh_tokens: Vec<refresh_token::Model>,
+    /// Rows of `refresh_token_families`.
+    pub refresh_token_families: Vec<refresh_token_family::Model>,
 }
 
-/// Reads every stored code and refresh token.
+/// Reads every stored code, refresh token and refresh token family.
 pub async fn stored(server: &TestServer) -> Stored {
     Stored {
         codes: authorization_code::Entity::find()
@@ -339,6 +342,11 @@ pub async fn stored(server: &TestServer) -> Stored {
             .all(server.db())
             .await
             .expect("refresh tokens read"),
+        refresh_token_families: refresh_token_family::Entity::find()
+            .order_by_asc(refresh_token_family::Column::FamilyId)
+            .all(server.db())
+            .await
+            .expect("refresh token families read"),
     }
 }
 

@@ -649,7 +649,9 @@ async fn no_refresh_token_when_code_disallows() {
     let (status, body) = redeem(&server, &client, &code).await;
     assert_eq!(status, 200);
     assert!(body.get("refresh_token").is_none());
-    assert!(stored(&server).await.refresh_tokens.is_empty());
+    let after = stored(&server).await;
+    assert!(after.refresh_tokens.is_empty());
+    assert!(after.refresh_token_families.is_empty());
 }
 
 #[tokio::test]
