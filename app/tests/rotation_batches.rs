@@ -329,3 +329,23 @@ async fn abandoned_queued_rotation_changes_nothing() {
     assert_eq!(row.replaced_by_hash, None);
     assert_eq!(fixture.family_size(&row.family_id).await, 1);
 }
+
+#[tokio::test]
+async fn revoking_family_without_row_revokes_tokens() {
+    use app::ssr::entities::refresh_token_family;
+
+    let fixture = fixture().await;
+    let token = fixture.family(&fixture.first_app).await;
+    let family_id = fixture.row(&token).await.family_id;
+    // A version of Latch from before the family table wrote no family row.
+    refresh_token_family::Entity::delete_by_id(family_id.clone())
+        .exec(&fixture.db)
+        .await
+        .unwrap();
+    assert!(fixture.row(&token).await.revoked_at.is_none());
+
+    grants::revoke_family(&fixture.db, &family_id, NOW).await.unwrap();
+    assert_eq!(fixture.row(&token).await.revoked_at, Some(NOW));
+    let rejected = grants::use_refresh_token(&fixture.db, &token, request(&fixture.first_app), NOW).await;
+    assert!(matches!(rejected, Err(GrantError::RefreshRevoked)));
+}

@@ -218,37 +218,45 @@ pub async fn get_application(
     })
 }
 
-/// Deletes an application and, through the foreign key, its secrets.
-pub async fn delete_application(db: &impl ConnectionTrait, id: &str) -> Result<(), AppError> {
-    let result = application::Entity::delete_by_id(id.to_owned())
-        .exec(db)
-        .await
-        .map_err(internal)?;
-    if result.rows_affected == 0 {
-        return Err(AppError::ApplicationNotFound(id.to_owned()));
-    }
-    // These tables have no foreign key to the application. Removing the
-    // refresh token families also ends the access tokens that name them.
-    refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::ApplicationId.eq(id))
-        .exec(db)
-        .await
-        .map_err(internal)?;
+/// Deletes an application and, through the foreign key, its secrets, in
+/// one transaction with everything issued to it.
+pub async fn delete_application<C>(db: &C, id: &str) -> Result<(), AppError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db.begin().await.map_err(internal)?;
+    // These tables have no foreign key to the application. The families
+    // go first: without its family row, an access token's grant counts as
+    // revoked.
     refresh_token_family::Entity::delete_many()
         .filter(refresh_token_family::Column::ApplicationId.eq(id))
-        .exec(db)
+        .exec(&txn)
+        .await
+        .map_err(internal)?;
+    refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::ApplicationId.eq(id))
+        .exec(&txn)
         .await
         .map_err(internal)?;
     authorization_code::Entity::delete_many()
         .filter(authorization_code::Column::ApplicationId.eq(id))
-        .exec(db)
+        .exec(&txn)
         .await
         .map_err(internal)?;
     interaction::Entity::delete_many()
         .filter(interaction::Column::ApplicationId.eq(id))
-        .exec(db)
+        .exec(&txn)
         .await
         .map_err(internal)?;
+    let result = application::Entity::delete_by_id(id.to_owned())
+        .exec(&txn)
+        .await
+        .map_err(internal)?;
+    if result.rows_affected == 0 {
+        txn.rollback().await.map_err(internal)?;
+        return Err(AppError::ApplicationNotFound(id.to_owned()));
+    }
+    txn.commit().await.map_err(internal)?;
     tracing::info!(target: "audit", application_id = %id, "application deleted");
     Ok(())
 }

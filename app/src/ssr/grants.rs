@@ -695,12 +695,30 @@ pub async fn revoke_family(
     family_id: &str,
     now: i64,
 ) -> Result<(), DbErr> {
-    refresh_token_family::Entity::update_many()
+    let updated = refresh_token_family::Entity::update_many()
         .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
         .filter(refresh_token_family::Column::FamilyId.eq(family_id))
         .filter(refresh_token_family::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
+    if updated.rows_affected > 0 {
+        return Ok(());
+    }
+    let known = refresh_token_family::Entity::find_by_id(family_id.to_owned())
+        .one(db)
+        .await?
+        .is_some();
+    if !known {
+        // Tokens without a family row come only from a version before the
+        // family table, for example during an upgrade. They are revoked one
+        // by one, as that version did. Without the index this scans the table.
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(now))
+            .filter(refresh_token::Column::FamilyId.eq(family_id))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+    }
     Ok(())
 }
 

@@ -297,8 +297,8 @@ async fn crash_round(answers_before_kill: usize) {
     // received, so its successor is the next token of the chain.
     for chain in &chains {
         for pair in chain.tokens.windows(2) {
-            let row = refresh_token::Entity::find_by_id(sha256_hex(&pair[0]))
-                .one(&db)
+            // The lookup reports the family's revocation as the token's.
+            let row = app::ssr::grants::find_refresh_token(&db, &pair[0])
                 .await
                 .unwrap()
                 .expect("every refresh token the client received is stored");

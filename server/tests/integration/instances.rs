@@ -10,7 +10,7 @@ use app::ssr::AppState;
 use app::ssr::applications::{NewApplication, create_application, set_redirect_uris};
 use app::ssr::codes::{CodeGrant, issue_code};
 use app::ssr::crypto::MasterKey;
-use app::ssr::entities::{application_secret, refresh_token, signing_key, user};
+use app::ssr::entities::{application_secret, refresh_token, refresh_token_family, signing_key, user};
 use app::ssr::ids::sha256_hex;
 use app::ssr::testing::TestDatabase;
 use crate::browser::location;
@@ -533,6 +533,12 @@ async fn cross_instance_refreshes_yield_one_pair() {
             .collect();
         assert_eq!(live.len(), 1, "round {round}: one live refresh token");
         assert_eq!(live[0].token_hash, sha256_hex(&successor), "round {round}");
+        let family_row = refresh_token_family::Entity::find_by_id(family.clone())
+            .one(pair.db())
+            .await
+            .unwrap()
+            .expect("the family has a row");
+        assert_eq!(family_row.revoked_at, None, "round {round}: the family stays live");
         let families: HashSet<_> = rows.iter().map(|row| row.family_id.as_str()).collect();
         assert_eq!(families, HashSet::from([family.as_str()]), "round {round}: one family");
         assert_eq!(rows.len(), round + 2, "round {round}: one row per rotation");
