@@ -54,16 +54,20 @@ mod tests {
         .unwrap();
     }
 
-    async fn family_revoked_at(db: &impl ConnectionTrait, family: &str) -> Option<i64> {
+    /// Runs `sql`, which selects one row with a `revoked_at` column, and
+    /// returns that column.
+    async fn revoked_at(db: &impl ConnectionTrait, sql: String) -> Option<i64> {
+        let statement = sea_orm_migration::sea_orm::Statement::from_string(db.get_database_backend(), sql);
         let row = db
-            .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                format!("SELECT revoked_at FROM refresh_token_families WHERE family_id = '{family}'"),
-            ))
+            .query_one_raw(statement)
             .await
             .unwrap()
-            .expect("the family has a row");
+            .expect("the query finds one row");
         row.try_get("", "revoked_at").unwrap()
+    }
+
+    async fn family_revoked_at(db: &impl ConnectionTrait, family: &str) -> Option<i64> {
+        revoked_at(db, format!("SELECT revoked_at FROM refresh_token_families WHERE family_id = '{family}'")).await
     }
 
     #[tokio::test]
@@ -88,14 +92,8 @@ mod tests {
             .await
             .unwrap();
         Migrator::down(&db, Some(1)).await.unwrap();
-        let row = db
-            .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                "SELECT revoked_at FROM refresh_tokens WHERE token_hash = 'n1'".to_owned(),
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.try_get::<Option<i64>>("", "revoked_at").unwrap(), Some(70));
+        let token_revoked_at =
+            revoked_at(&db, "SELECT revoked_at FROM refresh_tokens WHERE token_hash = 'n1'".to_owned()).await;
+        assert_eq!(token_revoked_at, Some(70));
     }
 }
