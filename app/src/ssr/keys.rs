@@ -21,7 +21,7 @@ use super::entities::{setting, signing_key};
 use super::ids;
 use crate::error::AppError;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use rand::rngs::OsRng;
 use ring::rand::SystemRandom;
 use ring::signature::{
@@ -134,9 +134,6 @@ pub struct LoadedKey {
     pub kid: String,
     /// Signing algorithm.
     pub alg: SigningAlg,
-    /// Private key in the form `jsonwebtoken::encode` takes. Tokens are
-    /// signed with [`LoadedKey::sign_jwt`]; tests use this to cross-check.
-    pub encoding: EncodingKey,
     /// Private key parsed once, which [`LoadedKey::sign_jwt`] signs with.
     signer: Signer,
     /// Public key for verifying.
@@ -456,19 +453,12 @@ fn parse(row: &signing_key::Model, pem: &str) -> Result<LoadedKey, KeyError> {
         SigningAlg::Rs256 => RsaKeyPair::from_pkcs8(der.as_bytes()).map(Signer::Rs256),
     }
     .map_err(|error| unusable(error.to_string()))?;
-    let pem = pem.as_bytes();
-    let encoding = match alg {
-        SigningAlg::Es256 => EncodingKey::from_ec_pem(pem),
-        SigningAlg::Rs256 => EncodingKey::from_rsa_pem(pem),
-    }
-    .map_err(|error| unusable(error.to_string()))?;
     let jwk: Jwk =
         serde_json::from_str(&row.public_jwk).map_err(|error| unusable(error.to_string()))?;
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|error| unusable(error.to_string()))?;
     Ok(LoadedKey {
         kid: row.kid.clone(),
         alg,
-        encoding,
         signer,
         decoding,
     })
@@ -526,14 +516,16 @@ mod tests {
         let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
         let claims = serde_json::json!({"sub": "user", "exp": 4_000_000_000u64});
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap();
+        let encoding = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+        let token = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
         let validation = jsonwebtoken::Validation::new(Algorithm::ES256);
         let decoded =
             jsonwebtoken::decode::<serde_json::Value>(&token, &key.decoding, &validation).unwrap();
         assert_eq!(decoded.claims["sub"], "user");
     }
 
-    fn loaded(alg: SigningAlg, kid: &str) -> Arc<LoadedKey> {
+    /// Generates and loads a key, and returns it with its private key PEM.
+    fn loaded(alg: SigningAlg, kid: &str) -> (Arc<LoadedKey>, String) {
         let (master_key, _) = MasterKey::generate();
         let (pem, jwk) = generate(alg, kid).unwrap();
         let row = signing_key::Model {
@@ -544,7 +536,7 @@ mod tests {
             created_at: 0,
             retired_at: None,
         };
-        load(&row, &master_key).unwrap()
+        (load(&row, &master_key).unwrap(), pem)
     }
 
     fn header(alg: Algorithm, kid: &str) -> jsonwebtoken::Header {
@@ -556,7 +548,7 @@ mod tests {
 
     #[test]
     fn es256_sign_jwt_verifies_with_jsonwebtoken() {
-        let key = loaded(SigningAlg::Es256, "es256-sign");
+        let (key, _) = loaded(SigningAlg::Es256, "es256-sign");
         let claims = serde_json::json!({"sub": "user", "exp": 4_000_000_000u64});
         let token = key.sign_jwt(&header(Algorithm::ES256, "es256-sign"), &claims).unwrap();
 
@@ -568,7 +560,7 @@ mod tests {
             jsonwebtoken::decode::<serde_json::Value>(&token, &key.decoding, &validation).unwrap();
         assert_eq!(decoded.claims, claims);
 
-        let other = loaded(SigningAlg::Es256, "es256-other");
+        let (other, _) = loaded(SigningAlg::Es256, "es256-other");
         let error = jsonwebtoken::decode::<serde_json::Value>(&token, &other.decoding, &validation)
             .unwrap_err();
         assert_eq!(error.kind(), &jsonwebtoken::errors::ErrorKind::InvalidSignature);
@@ -578,17 +570,18 @@ mod tests {
     fn rs256_sign_jwt_matches_jsonwebtoken_encode() {
         // RSASSA-PKCS1-v1_5 signatures are deterministic, so both paths
         // must give the same bytes.
-        let key = loaded(SigningAlg::Rs256, "rs256-sign");
+        let (key, pem) = loaded(SigningAlg::Rs256, "rs256-sign");
         let header = header(Algorithm::RS256, "rs256-sign");
         let claims = serde_json::json!({"sub": "user", "scope": "openid", "exp": 4_000_000_000u64});
         let ours = key.sign_jwt(&header, &claims).unwrap();
-        let reference = jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap();
+        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+        let reference = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
         assert_eq!(ours, reference);
     }
 
     #[test]
     fn sign_jwt_rejects_header_of_other_algorithm() {
-        let key = loaded(SigningAlg::Es256, "es256-mismatch");
+        let (key, _) = loaded(SigningAlg::Es256, "es256-mismatch");
         let claims = serde_json::json!({"sub": "user"});
         let error = key
             .sign_jwt(&header(Algorithm::RS256, "es256-mismatch"), &claims)

@@ -361,7 +361,7 @@ async fn userinfo_with_bad_token_is_invalid_token() {
         "iss": server.url("/oidc"), "sub": "someone", "aud": client.id, "client_id": client.id,
         "scope": "openid", "iat": now - 7200, "exp": now - 3600, "jti": "expired",
     });
-    let expired = jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap();
+    let expired = key.sign_jwt(&header, &claims).unwrap();
 
     for token in ["garbage", id_token, tampered.as_str(), expired.as_str()] {
         let response = userinfo(&server, Some(token)).await;
