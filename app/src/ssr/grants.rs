@@ -324,10 +324,7 @@ where
         )
         .filter(refresh_token::Column::TokenHash.eq(ids::sha256_hex(presented)))
         .filter(refresh_token::Column::ApplicationId.eq(request.client_id))
-        .filter(refresh_token::Column::RotatedAt.is_null())
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .filter(family_not_revoked())
-        .filter(refresh_token::Column::ExpiresAt.gt(now))
+        .filter(claimable(now))
         .exec_with_returning(&txn)
         .await?;
     let Some(row) = claimed.into_iter().next() else {
@@ -444,10 +441,7 @@ where
         .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
         .col_expr(refresh_token::Column::ReplacedByHash, successor_of.into())
         .filter(owned_by_client)
-        .filter(refresh_token::Column::RotatedAt.is_null())
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .filter(family_not_revoked())
-        .filter(refresh_token::Column::ExpiresAt.gt(now))
+        .filter(claimable(now))
         .exec_with_returning(&txn)
         .await?;
     if claimed.is_empty() {
@@ -669,12 +663,13 @@ async fn find_by_hash(
     Ok(Some(row))
 }
 
-/// Returns the condition that a `refresh_tokens` row's family is not
-/// revoked. The database checks it with a primary key read of the family.
-fn family_not_revoked() -> sea_orm::Condition {
+/// Returns the condition that a `refresh_tokens` row may be rotated at
+/// `now`: not rotated, not revoked on its own or through its family, and
+/// not expired. The database checks the family with a primary key read.
+fn claimable(now: i64) -> sea_orm::Condition {
     use sea_orm::sea_query::ExprTrait;
 
-    let revoked = Query::select()
+    let family_revoked = Query::select()
         .expr(Expr::value(1))
         .from(refresh_token_family::Entity)
         .and_where(
@@ -686,7 +681,11 @@ fn family_not_revoked() -> sea_orm::Condition {
                 .is_not_null(),
         )
         .to_owned();
-    sea_orm::Condition::all().add(Expr::exists(revoked).not())
+    sea_orm::Condition::all()
+        .add(refresh_token::Column::RotatedAt.is_null())
+        .add(refresh_token::Column::RevokedAt.is_null())
+        .add(Expr::exists(family_revoked).not())
+        .add(refresh_token::Column::ExpiresAt.gt(now))
 }
 
 /// Revokes a family and with it every token of the family.
