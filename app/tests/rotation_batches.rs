@@ -13,7 +13,7 @@ use app::ssr::grants::{
 };
 use app::ssr::testing::TestDatabase;
 use app::ssr::users::{self, NewUser};
-use app::ssr::{db, ids};
+use app::ssr::db;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use std::sync::Arc;
 
@@ -154,7 +154,7 @@ async fn batch_rotates_only_live_owned_tokens() {
         let old = fixture.row(token).await;
         assert_eq!(old.rotated_at, Some(NOW + 5));
         assert_eq!(old.replaced_by_hash.as_deref(), Some(done.successor.token_hash.as_str()));
-        assert_eq!(done.successor.token_hash, ids::sha256_hex(&successors[index]));
+        assert_eq!(done.successor.token_hash, grants::refresh_token_key(&successors[index]));
         assert_eq!(fixture.row(&successors[index]).await, done.successor);
         assert_eq!(done.successor.family_id, old.family_id);
         assert_eq!(done.successor.scope, "openid profile");
@@ -280,7 +280,7 @@ async fn abandoned_queued_rotation_changes_nothing() {
             refresh_token::Column::ExpiresAt,
             Expr::col(refresh_token::Column::ExpiresAt),
         )
-        .filter(refresh_token::Column::TokenHash.eq(ids::sha256_hex(&blocker)))
+        .filter(refresh_token::Column::TokenHash.eq(grants::refresh_token_key(&blocker)))
         .exec(&holder)
         .await
         .unwrap();
@@ -348,4 +348,44 @@ async fn revoking_family_without_row_revokes_tokens() {
     assert_eq!(fixture.row(&token).await.revoked_at, Some(NOW));
     let rejected = grants::use_refresh_token(&fixture.db, &token, request(&fixture.first_app), NOW).await;
     assert!(matches!(rejected, Err(GrantError::RefreshRevoked)));
+}
+
+#[tokio::test]
+async fn tokens_without_stamp_still_rotate() {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel};
+
+    let fixture = fixture().await;
+    let stamped = fixture.family(&fixture.first_app).await;
+    let (stamp, _) = stamped.split_once('.').unwrap();
+    assert_eq!(stamp.len(), 12);
+    assert_eq!(fixture.row(&stamped).await.token_hash[..12], *stamp);
+
+    // Versions before stamps issued 43 random characters, stored under the
+    // hex SHA-256 of the token.
+    let legacy = app::ssr::ids::new_opaque_token();
+    let mut row = fixture.row(&stamped).await;
+    row.token_hash = app::ssr::ids::sha256_hex(&legacy);
+    row.into_active_model().insert(&fixture.db).await.unwrap();
+
+    let batcher = RotationBatcher::start(fixture.db.clone());
+    let (issued, _) = batcher
+        .use_refresh_token(&fixture.db, &legacy, request(&fixture.first_app), NOW + 1)
+        .await
+        .unwrap();
+    let (successor_stamp, _) = issued.token.split_once('.').unwrap();
+    assert_eq!(issued.row.token_hash[..12], *successor_stamp);
+    assert_eq!(
+        fixture.row(&legacy).await.replaced_by_hash.as_deref(),
+        Some(issued.row.token_hash.as_str())
+    );
+
+    // A retry within the grace window rebuilds the same stamped successor.
+    let retried = grants::use_refresh_token(&fixture.db, &legacy, request(&fixture.first_app), NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(retried.token, issued.token);
+    let next = grants::use_refresh_token(&fixture.db, &issued.token, request(&fixture.first_app), NOW + 3)
+        .await
+        .unwrap();
+    assert_ne!(next.token, issued.token);
 }

@@ -238,7 +238,7 @@ async fn insert_first_refresh_token(
     family: NewFamily<'_>,
     now: i64,
 ) -> Result<IssuedRefreshToken, DbErr> {
-    let token = ids::new_opaque_token();
+    let token = format!("{}{STAMP_SEPARATOR}{}", new_stamp(), ids::new_opaque_token());
     let family_id = ids::new_row_id();
     refresh_token_family::ActiveModel {
         family_id: Set(family_id.clone()),
@@ -251,7 +251,7 @@ async fn insert_first_refresh_token(
     .insert(db)
     .await?;
     let row = refresh_token::ActiveModel {
-        token_hash: Set(ids::sha256_hex(&token)),
+        token_hash: Set(refresh_token_key(&token)),
         family_id: Set(family_id),
         application_id: Set(family.code.application_id.clone()),
         user_id: Set(family.code.user_id.clone()),
@@ -311,8 +311,8 @@ where
         });
     }
 
-    let successor = derive_successor(request.derivation_key, presented)?;
-    let successor_hash = ids::sha256_hex(&successor);
+    let successor = derive_successor(request.derivation_key, presented, &new_stamp())?;
+    let successor_hash = refresh_token_key(&successor);
     let txn = db.begin().await?;
     // One statement checks the token and claims it: it matches only a live
     // token of this client that has not been rotated, and returns the row.
@@ -322,7 +322,7 @@ where
             refresh_token::Column::ReplacedByHash,
             Expr::value(successor_hash.as_str()),
         )
-        .filter(refresh_token::Column::TokenHash.eq(ids::sha256_hex(presented)))
+        .filter(refresh_token::Column::TokenHash.eq(refresh_token_key(presented)))
         .filter(refresh_token::Column::ApplicationId.eq(request.client_id))
         .filter(claimable(now))
         .exec_with_returning(&txn)
@@ -372,10 +372,10 @@ impl Rotation {
         request: RefreshRequest<'_>,
         now: i64,
     ) -> Result<(Self, String), GrantError> {
-        let successor = derive_successor(request.derivation_key, presented)?;
+        let successor = derive_successor(request.derivation_key, presented, &new_stamp())?;
         let rotation = Self {
-            presented_hash: ids::sha256_hex(presented),
-            successor_hash: ids::sha256_hex(&successor),
+            presented_hash: refresh_token_key(presented),
+            successor_hash: refresh_token_key(&successor),
             client_id: request.client_id.to_owned(),
             ttl_days: request.ttl_days,
             now,
@@ -603,8 +603,14 @@ async fn successor_within_grace(
     rotated_at: i64,
     now: i64,
 ) -> Result<IssuedRefreshToken, GrantError> {
-    let successor = derive_successor(request.derivation_key, presented)?;
-    let successor_row = find_by_hash(db, ids::sha256_hex(&successor)).await?;
+    let successor = match &row.replaced_by_hash {
+        Some(key) => recover_successor(request.derivation_key, presented, key)?,
+        None => None,
+    };
+    let successor_row = match &successor {
+        Some(successor) => find_refresh_token(db, successor).await?,
+        None => None,
+    };
     let successor_used = successor_row.as_ref().is_none_or(|successor| successor.rotated_at.is_some());
     if now - rotated_at > REFRESH_REUSE_GRACE_SECS || successor_used {
         revoke_family(db, &row.family_id, now).await?;
@@ -616,7 +622,9 @@ async fn successor_within_grace(
         );
         return Err(GrantError::RefreshReused);
     }
-    let successor_row = successor_row.ok_or(GrantError::RefreshReused)?;
+    let (Some(successor), Some(successor_row)) = (successor, successor_row) else {
+        return Err(GrantError::RefreshReused);
+    };
     if successor_row.revoked_at.is_some() {
         return Err(GrantError::RefreshRevoked);
     }
@@ -626,14 +634,87 @@ async fn successor_within_grace(
     })
 }
 
-/// Derives the successor of a refresh token: base64url of
-/// HMAC-SHA256(server secret, old token).
-fn derive_successor(derivation_key: &str, presented: &str) -> Result<String, GrantError> {
+/// Separates the time stamp of a refresh token from its random part.
+const STAMP_SEPARATOR: char = '.';
+
+/// Length of the time stamp that starts a refresh token: milliseconds since
+/// the Unix epoch as 12 lower-case hex digits, enough until the year 10889.
+const STAMP_LEN: usize = 12;
+
+/// Length of a stored refresh token key, stamped or not.
+const KEY_LEN: usize = 64;
+
+/// Returns the time stamp of a refresh token issued now.
+fn new_stamp() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    format!("{millis:012x}")
+}
+
+/// Returns the stamp of a refresh token of the form `<stamp>.<random>`, or
+/// `None` for a token without one.
+fn stamp_of(token: &str) -> Option<&str> {
+    let stamp = token.get(..STAMP_LEN)?;
+    let stamped = token[STAMP_LEN..].starts_with(STAMP_SEPARATOR)
+        && stamp.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+    stamped.then_some(stamp)
+}
+
+/// Returns the key under which a refresh token is stored, 64 characters.
+///
+/// A stamped token's key is its stamp followed by the first 52 hex digits
+/// of the SHA-256 of the whole token, so keys grow with time. The index
+/// that finds tokens then takes each new key at its end instead of at a
+/// random place, and a batch of rotations writes few index pages. A token
+/// without a stamp, as versions before stamps issued them, is stored under
+/// the hex SHA-256 of its value.
+pub fn refresh_token_key(token: &str) -> String {
+    let hash = ids::sha256_hex(token);
+    match stamp_of(token) {
+        Some(stamp) => format!("{stamp}{}", &hash[..KEY_LEN - STAMP_LEN]),
+        None => hash,
+    }
+}
+
+/// Derives the successor of a refresh token: `stamp`, the separator, and
+/// base64url of HMAC-SHA256(server secret, old token). The old token's row
+/// keeps the successor's key, and so its stamp, for retries.
+fn derive_successor(
+    derivation_key: &str,
+    presented: &str,
+    stamp: &str,
+) -> Result<String, GrantError> {
+    let mac = successor_mac(derivation_key, presented)?;
+    Ok(format!("{stamp}{STAMP_SEPARATOR}{mac}"))
+}
+
+fn successor_mac(derivation_key: &str, presented: &str) -> Result<String, GrantError> {
     let mut mac = Hmac::<Sha256>::new_from_slice(derivation_key.as_bytes())
         .map_err(|_| GrantError::DerivationKeyUnusable)?;
     mac.update(b"latch refresh token successor\0");
     mac.update(presented.as_bytes());
     Ok(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+/// Rebuilds the successor that a rotation of `presented` stored under
+/// `successor_key`, or returns `None` when no successor of `presented`
+/// has that key. Versions before stamps derived the successor without
+/// one, so a token they rotated gets its successor in that form.
+fn recover_successor(
+    derivation_key: &str,
+    presented: &str,
+    successor_key: &str,
+) -> Result<Option<String>, GrantError> {
+    let mac = successor_mac(derivation_key, presented)?;
+    let stamped = successor_key
+        .get(..STAMP_LEN)
+        .map(|stamp| format!("{stamp}{STAMP_SEPARATOR}{mac}"));
+    let found = stamped
+        .into_iter()
+        .chain(std::iter::once(mac))
+        .find(|candidate| refresh_token_key(candidate) == successor_key);
+    Ok(found)
 }
 
 /// Finds a refresh token by its value. The row's `revoked_at` is the time
@@ -642,7 +723,7 @@ pub async fn find_refresh_token(
     db: &impl ConnectionTrait,
     token: &str,
 ) -> Result<Option<refresh_token::Model>, DbErr> {
-    find_by_hash(db, ids::sha256_hex(token)).await
+    find_by_hash(db, refresh_token_key(token)).await
 }
 
 /// Finds a refresh token by the hash of its value, as
@@ -855,9 +936,50 @@ mod tests {
 
     #[test]
     fn successor_is_deterministic_per_key() {
-        let first = derive_successor("k", "t").unwrap();
-        assert_eq!(first, derive_successor("k", "t").unwrap());
-        assert_ne!(first, derive_successor("other", "t").unwrap());
-        assert_ne!(first, "t");
+        let stamp = new_stamp();
+        let first = derive_successor("k", "t", &stamp).unwrap();
+        assert_eq!(first, derive_successor("k", "t", &stamp).unwrap());
+        assert_ne!(first, derive_successor("other", "t", &stamp).unwrap());
+        assert!(first.starts_with(&format!("{stamp}.")));
+    }
+
+    #[test]
+    fn stamped_keys_grow_with_time() {
+        let earlier = refresh_token_key(&format!("0190000000ff.{}", ids::new_opaque_token()));
+        let later = refresh_token_key(&format!("019000000100.{}", ids::new_opaque_token()));
+        assert_eq!(earlier.len(), KEY_LEN);
+        assert!(earlier.starts_with("0190000000ff"));
+        assert!(earlier < later);
+    }
+
+    #[test]
+    fn unstamped_tokens_keep_their_sha256_key() {
+        let token = ids::new_opaque_token();
+        assert_eq!(refresh_token_key(&token), ids::sha256_hex(&token));
+        // Upper-case hex or a missing separator is no stamp.
+        for token in ["0190000000FF.abc", "0190000000ffabc", "0190000000f", ""] {
+            assert_eq!(refresh_token_key(token), ids::sha256_hex(token));
+        }
+    }
+
+    #[test]
+    fn new_stamps_are_twelve_hex_digits() {
+        let stamp = new_stamp();
+        assert_eq!(stamp.len(), STAMP_LEN);
+        assert_eq!(stamp_of(&format!("{stamp}.x")), Some(stamp.as_str()));
+    }
+
+    #[test]
+    fn successor_is_recovered_from_its_key() {
+        let stamped = derive_successor("k", "t", "0190000000ff").unwrap();
+        let key = refresh_token_key(&stamped);
+        assert_eq!(recover_successor("k", "t", &key).unwrap(), Some(stamped));
+        // A successor derived without a stamp, as earlier versions did.
+        let plain = successor_mac("k", "t").unwrap();
+        let key = refresh_token_key(&plain);
+        assert_eq!(recover_successor("k", "t", &key).unwrap(), Some(plain));
+        // Another token's successor key, or another server secret.
+        assert_eq!(recover_successor("k", "u", &key).unwrap(), None);
+        assert_eq!(recover_successor("other", "t", &key).unwrap(), None);
     }
 }

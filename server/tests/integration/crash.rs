@@ -7,6 +7,7 @@
 use crate::instances::{App, CALLBACK, LatchProcess, client, form, redeem, refresh, register_app};
 use app::ssr::entities::{application, application_secret, authorization_code, refresh_token, user};
 use app::ssr::grants::REFRESH_REUSE_GRACE_SECS;
+use app::ssr::grants::refresh_token_key;
 use app::ssr::ids::sha256_hex;
 use app::ssr::testing::TestDatabase;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder, Statement};
@@ -269,7 +270,7 @@ async fn crash_round(answers_before_kill: usize) {
     let mut lost_answers = 0;
     for chain in &chains {
         let latest = chain.tokens.last().unwrap();
-        let before_use = refresh_token::Entity::find_by_id(sha256_hex(latest))
+        let before_use = refresh_token::Entity::find_by_id(refresh_token_key(latest))
             .one(&db)
             .await
             .unwrap()
@@ -284,7 +285,7 @@ async fn crash_round(answers_before_kill: usize) {
         let successor = body["refresh_token"].as_str().expect("refresh token");
         if let Some(replaced_by) = &before_use.replaced_by_hash {
             lost_answers += 1;
-            assert_eq!(replaced_by, &sha256_hex(successor), "retry returns the stored successor");
+            assert_eq!(replaced_by, &refresh_token_key(successor), "retry returns the stored successor");
         }
     }
     eprintln!("{}: {lost_answers} rotations lost their answer in the kill", database.backend);
@@ -303,7 +304,7 @@ async fn crash_round(answers_before_kill: usize) {
                 .unwrap()
                 .expect("every refresh token the client received is stored");
             assert!(row.rotated_at.is_some());
-            assert_eq!(row.replaced_by_hash.as_deref(), Some(sha256_hex(&pair[1]).as_str()));
+            assert_eq!(row.replaced_by_hash.as_deref(), Some(refresh_token_key(&pair[1]).as_str()));
             assert_eq!(row.revoked_at, None);
         }
     }

@@ -11,6 +11,7 @@ use app::ssr::applications::{NewApplication, create_application, set_redirect_ur
 use app::ssr::codes::{CodeGrant, issue_code};
 use app::ssr::crypto::MasterKey;
 use app::ssr::entities::{application_secret, refresh_token, refresh_token_family, signing_key, user};
+use app::ssr::grants::refresh_token_key;
 use app::ssr::ids::sha256_hex;
 use app::ssr::testing::TestDatabase;
 use crate::browser::location;
@@ -485,7 +486,7 @@ async fn cross_instance_redemptions_succeed_once() {
             .unwrap();
         assert_eq!(rows.len(), 1, "round {round}: one refresh token per code");
         let token = winners[0]["refresh_token"].as_str().expect("refresh token in the response");
-        assert_eq!(rows[0].token_hash, sha256_hex(token), "round {round}");
+        assert_eq!(rows[0].token_hash, refresh_token_key(token), "round {round}");
     }
 }
 
@@ -498,7 +499,7 @@ async fn cross_instance_refreshes_yield_one_pair() {
     let (status, tokens) = redeem(&pair.http, &pair.a.url("/oidc/token"), &app, &code).await;
     assert_eq!(status, 200, "{tokens}");
     let mut current = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let family = refresh_token::Entity::find_by_id(sha256_hex(&current))
+    let family = refresh_token::Entity::find_by_id(refresh_token_key(&current))
         .one(pair.db())
         .await
         .unwrap()
@@ -532,7 +533,7 @@ async fn cross_instance_refreshes_yield_one_pair() {
             .filter(|row| row.revoked_at.is_none() && row.rotated_at.is_none())
             .collect();
         assert_eq!(live.len(), 1, "round {round}: one live refresh token");
-        assert_eq!(live[0].token_hash, sha256_hex(&successor), "round {round}");
+        assert_eq!(live[0].token_hash, refresh_token_key(&successor), "round {round}");
         let family_row = refresh_token_family::Entity::find_by_id(family.clone())
             .one(pair.db())
             .await

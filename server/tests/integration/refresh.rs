@@ -5,7 +5,7 @@ use crate::common::TestServer;
 use crate::fixtures::*;
 use app::ssr::entities::{refresh_token, refresh_token_family};
 use app::ssr::grants::REFRESH_REUSE_GRACE_SECS;
-use app::ssr::ids::sha256_hex;
+use app::ssr::grants::refresh_token_key;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
 
@@ -31,7 +31,7 @@ fn refresh_token_of(tokens: &Value) -> String {
 async fn age_rotation(server: &TestServer, token: &str) {
     let past = app::ssr::now() - REFRESH_REUSE_GRACE_SECS - 60;
     refresh_token::Entity::update(refresh_token::ActiveModel {
-        token_hash: Set(sha256_hex(token)),
+        token_hash: Set(refresh_token_key(token)),
         rotated_at: Set(Some(past)),
         ..Default::default()
     })
@@ -195,7 +195,7 @@ async fn concurrent_refreshes_yield_one_pair() {
 
     let live = live_rows(&server).await;
     assert_eq!(live.len(), 1, "exactly one live token remains");
-    assert_eq!(live[0].token_hash, sha256_hex(&new_tokens[0]));
+    assert_eq!(live[0].token_hash, refresh_token_key(&new_tokens[0]));
     let families: std::collections::HashSet<_> = refresh_token::Entity::find()
         .all(server.db())
         .await
@@ -273,7 +273,7 @@ async fn expired_refresh_token_is_rejected() {
     let (server, client, tokens) = signed_in().await;
     let token = refresh_token_of(&tokens);
     refresh_token::Entity::update(refresh_token::ActiveModel {
-        token_hash: Set(sha256_hex(&token)),
+        token_hash: Set(refresh_token_key(&token)),
         expires_at: Set(app::ssr::now() - 1),
         ..Default::default()
     })
@@ -337,7 +337,7 @@ async fn refreshed_token_keeps_lifetime_setting() {
     let user_id = user(&server).await;
     let code = code(&server, &client, &user_id, CodeSpec::default()).await;
     let (_, tokens) = redeem(&server, &client, &code).await;
-    let row = refresh_token::Entity::find_by_id(sha256_hex(&refresh_token_of(&tokens)))
+    let row = refresh_token::Entity::find_by_id(refresh_token_key(&refresh_token_of(&tokens)))
         .one(server.db())
         .await
         .unwrap()
