@@ -664,7 +664,7 @@ fn stamp_of(token: &str) -> Option<&str> {
 /// Returns the key under which a refresh token is stored, 64 characters.
 ///
 /// A stamped token's key is its stamp followed by the first 52 hex digits
-/// of the SHA-256 of the whole token, so keys grow with time. The index
+/// of the SHA-256 of the whole token, so keys increase with time. The index
 /// that finds tokens then takes each new key at its end instead of at a
 /// random place, and a batch of rotations writes few index pages. A token
 /// without a stamp, as versions before stamps issued them, is stored under

@@ -15,7 +15,11 @@
 //!   fail verification, which reads the key table without this cache;
 //! - opened client secrets, as SHA-256 digests keyed by secret id and
 //!   checked against the sealed value read with the application on every
-//!   request, so a deleted or replaced secret stops matching at once.
+//!   request, so a deleted or replaced secret stops matching at once;
+//! - the opened signing key of each algorithm, with the sealed value it was
+//!   opened from, used while the chosen key row still holds that value.
+//!   Opening it is an AES-GCM decryption, which would otherwise run for
+//!   every token.
 
 use crate::ssr::applications::open_secret;
 use crate::ssr::crypto::MasterKey;
@@ -66,6 +70,13 @@ pub struct TokenCache {
     signing_rows: Mutex<HashMap<&'static str, Timed<Arc<Vec<signing_key::Model>>>>>,
     custom_domain: Mutex<Option<Timed<Option<String>>>>,
     secret_digests: Mutex<HashMap<String, SecretDigest>>,
+    opened_keys: Mutex<HashMap<&'static str, OpenedKey>>,
+}
+
+/// A signing key opened and parsed, and the sealed value it came from.
+struct OpenedKey {
+    sealed: String,
+    key: Arc<LoadedKey>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -120,7 +131,20 @@ impl TokenCache {
             }
         };
         let row = keys::select_signing_row(&rows, now).ok_or(KeyError::Missing(alg.as_str()))?;
-        keys::load(row, master_key)
+        let mut opened = self.opened_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = opened.get(alg.as_str())
+            && entry.key.kid == row.kid
+            && entry.sealed == row.private_key
+        {
+            return Ok(entry.key.clone());
+        }
+        let key = keys::load(row, master_key)?;
+        let entry = OpenedKey {
+            sealed: row.private_key.clone(),
+            key: key.clone(),
+        };
+        opened.insert(alg.as_str(), entry);
+        Ok(key)
     }
 
     /// Returns the custom domain setting, at most [`SHARED_STATE_TTL`] old.
