@@ -226,6 +226,29 @@ fn cpu_ticks(pid: &str) -> u64 {
     number(11) + number(12)
 }
 
+/// CPU time stolen by the hypervisor from every CPU of the machine, in
+/// clock ticks: the eighth value of the `cpu` line of `/proc/stat`.
+fn steal_ticks() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let line = stat.lines().next()?.to_owned();
+            line.split_whitespace().nth(8)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Number of CPUs that `/proc/stat` sums in its `cpu` line. This process
+/// may be pinned to fewer, so its own affinity does not tell.
+fn online_cpus() -> f64 {
+    let count = std::fs::read_to_string("/proc/stat").map_or(0, |stat| {
+        stat.lines()
+            .filter(|line| line.strip_prefix("cpu").is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())))
+            .count()
+    });
+    count.max(1) as f64
+}
+
 fn clock_ticks_per_second() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
@@ -455,6 +478,10 @@ struct Measurement {
     errors: Errors,
     server_cpu: f64,
     loadgen_cpu: f64,
+    /// Share of the machine's CPU time that the hypervisor gave to other
+    /// guests during the run. Above a few percent, the run measured the
+    /// host's load as much as Latch.
+    steal: f64,
     exhausted: bool,
 }
 
@@ -679,10 +706,12 @@ async fn run_load(
     tokio::time::sleep_until(measure_from.into()).await;
     let server_before: Vec<u64> = server_pids.iter().map(|pid| cpu_ticks(&pid.to_string())).collect();
     let self_before = cpu_ticks("self");
+    let steal_before = steal_ticks();
     let cpu_start = Instant::now();
     tokio::time::sleep_until(end.into()).await;
     let server_after: Vec<u64> = server_pids.iter().map(|pid| cpu_ticks(&pid.to_string())).collect();
     let self_after = cpu_ticks("self");
+    let steal_after = steal_ticks();
     let cpu_seconds = cpu_start.elapsed().as_secs_f64();
 
     let mut latencies = Vec::new();
@@ -719,6 +748,7 @@ async fn run_load(
         errors,
         server_cpu: server_ticks as f64 / ticks / cpu_seconds * 100.0,
         loadgen_cpu: (self_after - self_before) as f64 / ticks / cpu_seconds * 100.0,
+        steal: steal_after.saturating_sub(steal_before) as f64 / ticks / cpu_seconds / online_cpus() * 100.0,
         exhausted: exhausted_at.is_some_and(|at| at < end),
     };
     Ok((measurement, tokens_after))
@@ -748,7 +778,7 @@ struct Record {
 fn print_line(record: &Record) {
     let m = &record.measurement;
     println!(
-        "{:<8} {:<22} run {}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  n={:<7} errors={} (status {}, transport {}, body {})  server cpu {:>3.0}%  loadgen cpu {:>3.0}%{}",
+        "{:<8} {:<22} run {}: {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  n={:<7} errors={} (status {}, transport {}, body {})  server cpu {:>3.0}%  loadgen cpu {:>3.0}%  steal {:>4.1}%{}",
         record.backend,
         record.scenario,
         record.run,
@@ -763,6 +793,7 @@ fn print_line(record: &Record) {
         m.errors.body,
         m.server_cpu,
         m.loadgen_cpu,
+        m.steal,
         if m.exhausted { "  (pool ran out; rate over the shorter window)" } else { "" },
     );
 }
