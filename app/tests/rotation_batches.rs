@@ -387,5 +387,39 @@ async fn tokens_without_stamp_still_rotate() {
     let next = grants::use_refresh_token(&fixture.db, &issued.token, request(&fixture.first_app), NOW + 3)
         .await
         .unwrap();
-    assert_ne!(next.token, issued.token);
+    assert_eq!(next.row.family_id, issued.row.family_id);
+    assert_eq!(
+        fixture.row(&issued.token).await.replaced_by_hash.as_deref(),
+        Some(next.row.token_hash.as_str())
+    );
+}
+
+#[tokio::test]
+async fn rotated_token_with_rotation_off() {
+    let fixture = fixture().await;
+    let token = fixture.family(&fixture.first_app).await;
+    let rotated = grants::use_refresh_token(&fixture.db, &token, request(&fixture.first_app), NOW)
+        .await
+        .unwrap();
+    let without_rotation = RefreshRequest {
+        rotate: false,
+        ..request(&fixture.first_app)
+    };
+
+    // Within the grace window the old token gives its successor, not itself.
+    let retried = grants::use_refresh_token(&fixture.db, &token, without_rotation, NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(retried.token, rotated.token);
+    // The successor itself is used as it is, now that rotation is off.
+    let kept = grants::use_refresh_token(&fixture.db, &rotated.token, without_rotation, NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(kept.token, rotated.token);
+
+    let late = NOW + grants::REFRESH_REUSE_GRACE_SECS + 1;
+    let reused = grants::use_refresh_token(&fixture.db, &token, without_rotation, late).await;
+    assert!(matches!(reused, Err(GrantError::RefreshReused)));
+    let revoked = grants::use_refresh_token(&fixture.db, &rotated.token, without_rotation, late).await;
+    assert!(matches!(revoked, Err(GrantError::RefreshRevoked)));
 }

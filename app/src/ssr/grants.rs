@@ -287,10 +287,15 @@ pub struct RefreshRequest<'a> {
 /// token the client must keep: the same one when rotation is off, its
 /// successor otherwise.
 ///
-/// The successor is an HMAC of the old token under a server secret, so a
-/// retry within [`REFRESH_REUSE_GRACE_SECS`] and every concurrent request
-/// that lost the race get the same successor without any plaintext token
-/// being stored.
+/// The successor is a stamp and an HMAC of the old token under a server
+/// secret, and the old token's row keeps the successor's key, stamp
+/// included. A retry within [`REFRESH_REUSE_GRACE_SECS`] and every
+/// concurrent request that lost the race therefore get the same successor
+/// without any plaintext token being stored.
+///
+/// A token rotated while rotation was on stays spent after it is switched
+/// off: within the grace window it returns its successor, and after it
+/// counts as reused.
 pub async fn use_refresh_token<C>(
     db: &C,
     presented: &str,
@@ -305,6 +310,9 @@ where
             .await?
             .ok_or(GrantError::RefreshNotFound)?;
         ensure_refresh_usable(&row, request.client_id, now)?;
+        if let Some(rotated_at) = row.rotated_at {
+            return successor_within_grace(db, &row, presented, request, rotated_at, now).await;
+        }
         return Ok(IssuedRefreshToken {
             token: presented.to_owned(),
             row,

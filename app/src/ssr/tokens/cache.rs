@@ -131,19 +131,26 @@ impl TokenCache {
             }
         };
         let row = keys::select_signing_row(&rows, now).ok_or(KeyError::Missing(alg.as_str()))?;
-        let mut opened = self.opened_keys.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = opened.get(alg.as_str())
-            && entry.key.kid == row.kid
-            && entry.sealed == row.private_key
-        {
-            return Ok(entry.key.clone());
+        let opened = self
+            .opened_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(alg.as_str())
+            .filter(|entry| entry.key.kid == row.kid && entry.sealed == row.private_key)
+            .map(|entry| entry.key.clone());
+        if let Some(key) = opened {
+            return Ok(key);
         }
+        // Opened without the lock: parsing a new RSA key takes milliseconds.
         let key = keys::load(row, master_key)?;
         let entry = OpenedKey {
             sealed: row.private_key.clone(),
             key: key.clone(),
         };
-        opened.insert(alg.as_str(), entry);
+        self.opened_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(alg.as_str(), entry);
         Ok(key)
     }
 
