@@ -412,10 +412,10 @@ async fn rotated_token_with_rotation_off() {
         .unwrap();
     assert_eq!(retried.token, rotated.token);
     // The successor itself is used as it is, now that rotation is off.
-    let kept = grants::use_refresh_token(&fixture.db, &rotated.token, without_rotation, NOW + 3)
+    let unchanged = grants::use_refresh_token(&fixture.db, &rotated.token, without_rotation, NOW + 3)
         .await
         .unwrap();
-    assert_eq!(kept.token, rotated.token);
+    assert_eq!(unchanged.token, rotated.token);
 
     let late = NOW + grants::REFRESH_REUSE_GRACE_SECS + 1;
     let reused = grants::use_refresh_token(&fixture.db, &token, without_rotation, late).await;

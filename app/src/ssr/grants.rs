@@ -305,11 +305,9 @@ pub async fn use_refresh_token<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    let presented_key = refresh_token_key(presented);
     if !request.rotate {
-        let row = find_refresh_token(db, presented)
-            .await?
-            .ok_or(GrantError::RefreshNotFound)?;
-        ensure_refresh_usable(&row, request.client_id, now)?;
+        let row = find_usable(db, presented_key, request.client_id, now).await?;
         if let Some(rotated_at) = row.rotated_at {
             return successor_within_grace(db, &row, presented, request, rotated_at, now).await;
         }
@@ -330,7 +328,7 @@ where
             refresh_token::Column::ReplacedByHash,
             Expr::value(successor_hash.as_str()),
         )
-        .filter(refresh_token::Column::TokenHash.eq(refresh_token_key(presented)))
+        .filter(refresh_token::Column::TokenHash.eq(presented_key.as_str()))
         .filter(refresh_token::Column::ApplicationId.eq(request.client_id))
         .filter(claimable(now))
         .exec_with_returning(&txn)
@@ -340,10 +338,7 @@ where
         // already rotated, possibly by a concurrent request whose result is
         // now committed. Read it to tell which.
         txn.rollback().await?;
-        let current = find_refresh_token(db, presented)
-            .await?
-            .ok_or(GrantError::RefreshNotFound)?;
-        ensure_refresh_usable(&current, request.client_id, now)?;
+        let current = find_usable(db, presented_key, request.client_id, now).await?;
         let rotated_at = current.rotated_at.ok_or(GrantError::RefreshRevoked)?;
         return successor_within_grace(db, &current, presented, request, rotated_at, now).await;
     };
@@ -580,6 +575,21 @@ fn successor_row(
     }
 }
 
+/// Reads the refresh token stored under `key` and rejects it as
+/// [`ensure_refresh_usable`] does.
+async fn find_usable(
+    db: &impl ConnectionTrait,
+    key: String,
+    client_id: &str,
+    now: i64,
+) -> Result<refresh_token::Model, GrantError> {
+    let row = find_by_hash(db, key)
+        .await?
+        .ok_or(GrantError::RefreshNotFound)?;
+    ensure_refresh_usable(&row, client_id, now)?;
+    Ok(row)
+}
+
 /// Rejects a refresh token of another client, a revoked one and an expired
 /// one, in that order.
 fn ensure_refresh_usable(
@@ -783,13 +793,8 @@ pub async fn revoke_family(
     family_id: &str,
     now: i64,
 ) -> Result<(), DbErr> {
-    let updated = refresh_token_family::Entity::update_many()
-        .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
-        .filter(refresh_token_family::Column::FamilyId.eq(family_id))
-        .filter(refresh_token_family::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    if updated.rows_affected > 0 {
+    let revoked = revoke_families(db, refresh_token_family::Column::FamilyId.eq(family_id), now).await?;
+    if revoked > 0 {
         return Ok(());
     }
     let known = refresh_token_family::Entity::find_by_id(family_id.to_owned())
@@ -808,6 +813,22 @@ pub async fn revoke_family(
             .await?;
     }
     Ok(())
+}
+
+/// Sets `revoked_at` on the families that match `filter` and are not
+/// revoked yet, and returns how many it changed.
+async fn revoke_families(
+    db: &impl ConnectionTrait,
+    filter: sea_orm::sea_query::SimpleExpr,
+    now: i64,
+) -> Result<u64, DbErr> {
+    let result = refresh_token_family::Entity::update_many()
+        .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
+        .filter(filter)
+        .filter(refresh_token_family::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// Prefix of the grant id of access tokens issued from a code without a
@@ -829,15 +850,10 @@ async fn revoke_grants_of_code(
     now: i64,
 ) -> Result<(), DbErr> {
     revoke_code(db, code_hash, now).await?;
-    let result = refresh_token_family::Entity::update_many()
-        .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
-        .filter(refresh_token_family::Column::CodeHash.eq(code_hash))
-        .filter(refresh_token_family::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
+    let revoked = revoke_families(db, refresh_token_family::Column::CodeHash.eq(code_hash), now).await?;
     tracing::warn!(
         target: "audit",
-        revoked_families = result.rows_affected,
+        revoked_families = revoked,
         "authorization code reused; tokens it produced are revoked"
     );
     Ok(())

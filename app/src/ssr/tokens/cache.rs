@@ -17,7 +17,7 @@
 //!   checked against the sealed value read with the application on every
 //!   request, so a deleted or replaced secret stops matching at once;
 //! - the opened signing key of each algorithm, with the sealed value it was
-//!   opened from, used while the chosen key row still holds that value.
+//!   opened from, used while the chosen key row still contains that value.
 //!   Opening it is an AES-GCM decryption, which would otherwise run for
 //!   every token.
 
@@ -141,7 +141,8 @@ impl TokenCache {
         if let Some(key) = opened {
             return Ok(key);
         }
-        // Opened without the lock: parsing a new RSA key takes milliseconds.
+        // The key is opened without the lock held, because parsing a new RSA
+        // key can take milliseconds (an estimate, not measured).
         let key = keys::load(row, master_key)?;
         let entry = OpenedKey {
             sealed: row.private_key.clone(),
