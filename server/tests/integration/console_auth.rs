@@ -553,7 +553,13 @@ async fn console_password_works_after_delay() {
 
 #[tokio::test]
 async fn one_address_trying_many_admin_names_is_slowed() {
-    let server = throttled_server().await;
+    // Delays long enough that none ends during the test. With a 2 s delay,
+    // a busy machine could finish the 30 attempts after the last block ended.
+    let server = TestServer::start_with(|config| {
+        config.sign_in_delay_secs = 60;
+        config.sign_in_max_delay_secs = 900;
+    })
+    .await;
     admins::create_admin(server.db(), ADMIN_USERNAME, ADMIN_PASSWORD, app::ssr::now()).await.unwrap();
     let client = TestServer::client_from("127.0.0.4".parse().unwrap());
     let mut statuses = Vec::new();
