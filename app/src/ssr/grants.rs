@@ -815,16 +815,16 @@ pub async fn revoke_family(
     Ok(())
 }
 
-/// Sets `revoked_at` on the families that match `filter` and are not
+/// Sets `revoked_at` on the families that match `condition` and are not
 /// revoked yet, and returns how many it changed.
 async fn revoke_families(
     db: &impl ConnectionTrait,
-    filter: sea_orm::sea_query::SimpleExpr,
+    condition: sea_orm::sea_query::SimpleExpr,
     now: i64,
 ) -> Result<u64, DbErr> {
     let result = refresh_token_family::Entity::update_many()
         .col_expr(refresh_token_family::Column::RevokedAt, Expr::value(now))
-        .filter(filter)
+        .filter(condition)
         .filter(refresh_token_family::Column::RevokedAt.is_null())
         .exec(db)
         .await?;

@@ -554,7 +554,7 @@ async fn console_password_works_after_delay() {
 #[tokio::test]
 async fn one_address_trying_many_admin_names_is_slowed() {
     // Delays long enough that none ends during the test. With a 2 s delay,
-    // a busy machine could finish the 30 attempts after the last block ended.
+    // a busy machine could finish the 30 attempts after the last delay ended.
     let server = TestServer::start_with(|config| {
         config.sign_in_delay_secs = 60;
         config.sign_in_max_delay_secs = 900;
