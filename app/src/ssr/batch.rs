@@ -1,11 +1,13 @@
 //! Gathers concurrent requests for the same kind of database work so that
 //! one statement or one transaction serves all of them.
 //!
-//! A [`Batcher`] owns one task. The task waits for a job, takes every other
-//! job already queued (up to a limit), runs them together and hands each
-//! caller its own result. While one batch runs, new jobs queue up, so the
-//! batch size follows the load by itself: one job when the server is idle,
-//! dozens when many requests arrive at once. No job waits for a timer.
+//! A [`Batcher`] owns one task. The task waits for a job, then lets every
+//! other task that is ready to run take its turn, so that requests already
+//! being handled can queue their jobs too. It then takes every queued job
+//! (up to a limit), runs them together and hands each caller its own
+//! result. While one batch runs, new jobs queue up, so the batch size
+//! follows the load by itself: one job when the server is idle, dozens
+//! when many requests arrive at once. No job waits for a timer.
 //!
 //! The point is fewer round trips to the database. With sqlx's SQLite
 //! driver every statement is a message to a worker thread and back, which
@@ -56,6 +58,18 @@ where
         tokio::spawn(async move {
             let mut queued = Vec::with_capacity(max_batch);
             while receiver.recv_many(&mut queued, max_batch).await > 0 {
+                // Let every other task that is ready run first: requests
+                // that are being parsed or signed queue their jobs now
+                // and join this batch instead of the next one.
+                if queued.len() < max_batch {
+                    tokio::task::yield_now().await;
+                    while queued.len() < max_batch {
+                        match receiver.try_recv() {
+                            Ok(job) => queued.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 // A caller that went away while its job waited in the queue,
                 // for example because its client disconnected, expects
                 // nothing to happen on its behalf, so its job is not run.
@@ -128,6 +142,37 @@ mod tests {
         }
         let ran = batches.load(Ordering::SeqCst);
         assert!(ran < 50, "50 concurrent jobs ran in {ran} batches");
+    }
+
+    /// With one worker thread, a woken task runs right after the task that
+    /// woke it. The first job would then start a batch of its own while
+    /// the jobs of the other ready callers were still to be submitted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn callers_ready_together_share_one_batch() {
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let batcher = Arc::new(Batcher::spawn(64, {
+            let sizes = sizes.clone();
+            move |jobs: Vec<u32>| {
+                sizes.lock().unwrap().push(jobs.len());
+                async move { jobs }
+            }
+        }));
+        let callers = tokio::spawn({
+            let batcher = batcher.clone();
+            async move {
+                let calls: Vec<_> = (0..20)
+                    .map(|job| {
+                        let batcher = batcher.clone();
+                        tokio::spawn(async move { batcher.submit(job).await })
+                    })
+                    .collect();
+                for (job, call) in calls.into_iter().enumerate() {
+                    assert_eq!(call.await.unwrap(), Some(job as u32));
+                }
+            }
+        });
+        callers.await.unwrap();
+        assert_eq!(*sizes.lock().unwrap(), [20]);
     }
 
     #[tokio::test]
