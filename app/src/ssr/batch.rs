@@ -1,13 +1,15 @@
 //! Gathers concurrent requests for the same kind of database work so that
 //! one statement or one transaction serves all of them.
 //!
-//! A [`Batcher`] owns one task. The task waits for a job, then lets every
-//! other task that is ready to run take its turn, so that requests already
-//! being handled can queue their jobs too. It then takes every queued job
-//! (up to a limit), runs them together and hands each caller its own
-//! result. While one batch runs, new jobs queue up, so the batch size
-//! follows the load by itself: one job when the server is idle, dozens
-//! when many requests arrive at once. No job waits for a timer.
+//! A [`Batcher`] owns one task. The task waits for a job, takes every other
+//! job already queued (up to a limit), runs them together and hands each
+//! caller its own result. While one batch runs, new jobs queue up, so the
+//! batch size follows the load by itself: one job when the server is idle,
+//! dozens when many requests arrive at once. No job waits for a timer.
+//!
+//! When the database work of a batch runs on this process's own CPU time,
+//! as SQLite does, the task first lets every other ready task take its
+//! turn (see [`BatchStart`]).
 //!
 //! The point is fewer round trips to the database. With sqlx's SQLite
 //! driver every statement is a message to a worker thread and back, which
@@ -24,6 +26,30 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE_CAPACITY: usize = 4096;
 
 type Queued<J, R> = (J, oneshot::Sender<R>);
+
+/// When a batch starts once its first job has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchStart {
+    /// At once. Suits a database server of its own, such as PostgreSQL:
+    /// it works on the batch while this process handles other requests.
+    Now,
+    /// After every other task that is ready to run has had its turn, so
+    /// that requests already being parsed or signed join this batch. Suits
+    /// SQLite: its statements run on a thread of this process, and with
+    /// one CPU a batch started at once would pause those requests and
+    /// leave their jobs for the next batch.
+    AfterReadyTasks,
+}
+
+impl BatchStart {
+    /// Returns the start that suits the database behind `db`.
+    pub fn for_database(db: &sea_orm::DatabaseConnection) -> Self {
+        match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => Self::AfterReadyTasks,
+            _ => Self::Now,
+        }
+    }
+}
 
 /// Runs jobs of type `J` in batches and returns an `R` for each.
 pub struct Batcher<J, R> {
@@ -48,7 +74,7 @@ where
     /// `run`, which must return one result per job, in order. The task ends
     /// when the last [`Batcher`] handle is dropped. Must be called inside a
     /// tokio runtime.
-    pub fn spawn<F, Fut>(max_batch: usize, mut run: F) -> Self
+    pub fn spawn<F, Fut>(max_batch: usize, start: BatchStart, mut run: F) -> Self
     where
         F: FnMut(Vec<J>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<R>> + Send,
@@ -58,10 +84,7 @@ where
         tokio::spawn(async move {
             let mut queued = Vec::with_capacity(max_batch);
             while receiver.recv_many(&mut queued, max_batch).await > 0 {
-                // Let every other task that is ready run first: requests
-                // that are being parsed or signed queue their jobs now
-                // and join this batch instead of the next one.
-                if queued.len() < max_batch {
+                if start == BatchStart::AfterReadyTasks && queued.len() < max_batch {
                     tokio::task::yield_now().await;
                     while queued.len() < max_batch {
                         match receiver.try_recv() {
@@ -112,7 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_caller_gets_its_own_result() {
-        let batcher = Batcher::spawn(8, |jobs: Vec<u32>| async move {
+        let batcher = Batcher::spawn(8, BatchStart::Now, |jobs: Vec<u32>| async move {
             jobs.into_iter().map(|job| job * 10).collect::<Vec<_>>()
         });
         assert_eq!(batcher.submit(1).await, Some(10));
@@ -123,7 +146,7 @@ mod tests {
     async fn concurrent_jobs_share_batches() {
         let batches = Arc::new(AtomicUsize::new(0));
         let counter = batches.clone();
-        let batcher = Arc::new(Batcher::spawn(64, move |jobs: Vec<u32>| {
+        let batcher = Arc::new(Batcher::spawn(64, BatchStart::Now, move |jobs: Vec<u32>| {
             counter.fetch_add(1, Ordering::SeqCst);
             async move {
                 // Give the other callers time to queue behind this batch.
@@ -150,7 +173,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn callers_ready_together_share_one_batch() {
         let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let batcher = Arc::new(Batcher::spawn(64, {
+        let batcher = Arc::new(Batcher::spawn(64, BatchStart::AfterReadyTasks, {
             let sizes = sizes.clone();
             move |jobs: Vec<u32>| {
                 sizes.lock().unwrap().push(jobs.len());
@@ -179,7 +202,7 @@ mod tests {
     async fn abandoned_jobs_do_not_run() {
         let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let batcher = Arc::new(Batcher::spawn(8, {
+        let batcher = Arc::new(Batcher::spawn(8, BatchStart::Now, {
             let (ran, gate) = (ran.clone(), gate.clone());
             move |jobs: Vec<u32>| {
                 let (ran, gate) = (ran.clone(), gate.clone());
@@ -208,13 +231,13 @@ mod tests {
 
     #[tokio::test]
     async fn missing_results_answer_none() {
-        let batcher = Batcher::spawn(8, |_jobs: Vec<u32>| async move { Vec::<u32>::new() });
+        let batcher = Batcher::spawn(8, BatchStart::Now, |_jobs: Vec<u32>| async move { Vec::<u32>::new() });
         assert_eq!(batcher.submit(1).await, None);
     }
 
     #[tokio::test]
     async fn panicking_batch_returns_none() {
-        let batcher = Batcher::spawn(8, |jobs: Vec<u32>| async move {
+        let batcher = Batcher::spawn(8, BatchStart::Now, |jobs: Vec<u32>| async move {
             assert!(jobs.is_empty(), "deliberate failure of the batch");
             jobs
         });

@@ -18,7 +18,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-use super::batch::Batcher;
+use super::batch::{BatchStart, Batcher};
 use super::entities::{authorization_code, refresh_token, refresh_token_family, user};
 use super::ids;
 use base64::Engine;
@@ -502,7 +502,8 @@ pub struct RotationBatcher {
 impl RotationBatcher {
     /// Starts the batch task on `db`. Must be called inside a tokio runtime.
     pub fn start(db: DatabaseConnection) -> Self {
-        let batcher = Batcher::spawn(MAX_ROTATIONS_PER_BATCH, move |jobs: Vec<Rotation>| {
+        let start = BatchStart::for_database(&db);
+        let batcher = Batcher::spawn(MAX_ROTATIONS_PER_BATCH, start, move |jobs: Vec<Rotation>| {
             let db = db.clone();
             async move {
                 match rotate_many(&db, &jobs).await {

@@ -2,7 +2,7 @@
 
 use crate::error::AppError;
 use super::applications::{self, ApplicationWithSecrets};
-use super::batch::Batcher;
+use super::batch::{BatchStart, Batcher};
 use super::crypto::MasterKey;
 use super::grants::RotationBatcher;
 use super::throttle::ThrottlePolicy;
@@ -64,7 +64,8 @@ impl TokenBatches {
     /// runtime.
     pub fn start(db: &DatabaseConnection) -> Self {
         let reader = db.clone();
-        let clients = Batcher::spawn(MAX_CLIENT_READS_PER_BATCH, move |ids: Vec<String>| {
+        let start = BatchStart::for_database(db);
+        let clients = Batcher::spawn(MAX_CLIENT_READS_PER_BATCH, start, move |ids: Vec<String>| {
             let db = reader.clone();
             async move {
                 let mut distinct = ids.clone();
