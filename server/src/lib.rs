@@ -26,6 +26,9 @@ pub async fn prepare(config: &Config) -> anyhow::Result<AppState> {
     let db = app::ssr::db::connect_and_migrate(&url)
         .await
         .map_err(|error| anyhow::anyhow!("cannot open the database: {error}"))?;
+    app::ssr::db::start_background_checkpoints(&url)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot start the SQLite checkpoints: {error}"))?;
     app::ssr::at_rest::prepare_database(&db, &master_key, app::ssr::now()).await?;
     app::ssr::keys::ensure_signing_keys(&db, &master_key, app::ssr::now())
         .await

@@ -15,6 +15,13 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// page cache stays valid while no other process writes the file.
 const SQLITE_CONNECTIONS: u32 = 1;
 
+/// Write-ahead log frames (pages) after which the pool's SQLite connection
+/// copies the log into the database file itself, inside the COMMIT of
+/// whichever request crossed the line. The background checkpoints of
+/// [`start_background_checkpoints`] normally keep the log far below this,
+/// so this only bounds the log when they fall behind or stop.
+const SQLITE_FALLBACK_CHECKPOINT_PAGES: u32 = 10_000;
+
 /// Connections to PostgreSQL per instance.
 const POSTGRES_CONNECTIONS: u32 = 16;
 
@@ -59,6 +66,7 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
                 // as a batch of refresh token rotations, then stay in memory
                 // instead of spilling to a temporary file.
                 .pragma("temp_store", "memory")
+                .pragma("wal_autocheckpoint", SQLITE_FALLBACK_CHECKPOINT_PAGES.to_string())
         });
     let db = connect(options).await?;
     migrate(&db).await?;
@@ -109,4 +117,112 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// Time between two rounds of background checkpoints of a SQLite file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Maximum number of checkpoints in one round.
+const CHECKPOINT_PASSES: u32 = 8;
+
+/// Starts copying the write-ahead log of the SQLite file at `url` into the
+/// database file from a connection of its own, ten times a second. Does
+/// nothing for PostgreSQL or an in-memory database.
+///
+/// SQLite's own checkpoint runs inside the COMMIT that takes the log past
+/// its threshold, on the connection that committed. Latch has one
+/// connection to the file, so every request queued behind that COMMIT
+/// waited for the page copies and two `fsync` calls. Here they run on
+/// another thread.
+///
+/// A `PASSIVE` checkpoint does not wait for other connections (SQLite's
+/// documentation of `wal_checkpoint`), and it copies the frames that were
+/// in the log when it started. The log goes back to
+/// its start at the next write only if every frame was copied before that
+/// write began. So each round runs checkpoints until one finds no frame
+/// that a request committed during the previous one, at most
+/// [`CHECKPOINT_PASSES`] of them; the later ones have little to copy.
+pub async fn start_background_checkpoints(url: &str) -> Result<(), DbErr> {
+    use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+    use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+
+    if !url.starts_with("sqlite:") {
+        return Ok(());
+    }
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|error| DbErr::Custom(format!("invalid SQLite URL for checkpoints: {error}")))?
+        .create_if_missing(false)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .disable_statement_logging();
+    let mut connection = options
+        .connect()
+        .await
+        .map_err(|error| DbErr::Custom(format!("cannot open the SQLite checkpoint connection: {error}")))?;
+    let mode: String = sea_orm::sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut connection)
+        .await
+        .map_err(|error| DbErr::Custom(format!("cannot read the SQLite journal mode: {error}")))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        let _ = connection.close().await;
+        return Ok(());
+    }
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            ticks.tick().await;
+            let mut previous_frames = None;
+            for _ in 0..CHECKPOINT_PASSES {
+                match checkpoint(&mut connection).await {
+                    Ok(pass) => {
+                        if failing {
+                            tracing::info!("background SQLite checkpoints work again");
+                            failing = false;
+                        }
+                        if pass.frames == 0 || (pass.copied_all() && previous_frames == Some(pass.frames)) {
+                            break;
+                        }
+                        previous_frames = Some(pass.frames);
+                    }
+                    Err(error) => {
+                        if !failing {
+                            tracing::warn!(%error, "a background SQLite checkpoint failed; until one works again, the connection that commits copies the log when it reaches {SQLITE_FALLBACK_CHECKPOINT_PAGES} pages");
+                            failing = true;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Outcome of one checkpoint, as `PRAGMA wal_checkpoint` reports it.
+#[derive(Debug, Clone, Copy)]
+struct CheckpointPass {
+    /// Whether another connection's checkpoint kept this one from running.
+    busy: bool,
+    /// Frames in the log when the checkpoint started.
+    frames: i64,
+    /// Frames of the log that are in the database file.
+    copied: i64,
+}
+
+impl CheckpointPass {
+    /// Returns whether every frame of the log is in the database file.
+    fn copied_all(&self) -> bool {
+        !self.busy && self.copied >= self.frames
+    }
+}
+
+/// Runs one `PASSIVE` checkpoint.
+async fn checkpoint(connection: &mut sea_orm::sqlx::SqliteConnection) -> Result<CheckpointPass, sea_orm::sqlx::Error> {
+    let (busy, frames, copied): (i64, i64, i64) = sea_orm::sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(connection)
+        .await?;
+    Ok(CheckpointPass { busy: busy != 0, frames, copied })
 }
