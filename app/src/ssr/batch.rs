@@ -33,11 +33,14 @@ pub enum BatchStart {
     /// At once. Suits a database server of its own, such as PostgreSQL:
     /// it works on the batch while this process handles other requests.
     Now,
-    /// After every other task that is ready to run has had its turn, so
-    /// that requests already being parsed or signed join this batch. Suits
-    /// SQLite: its statements run on a thread of this process, and with
-    /// one CPU a batch started at once would pause those requests and
-    /// leave their jobs for the next batch.
+    /// After the other tasks that are ready to run have had their turn,
+    /// so that requests already being parsed or signed join this batch.
+    /// Tokio runs a yielded task again once its worker has no other task
+    /// ready, or at its next periodic check of timers and sockets (every
+    /// 61 polls by default), whichever comes first. Suits SQLite: its
+    /// statements run on a thread of this process, and with one CPU a
+    /// batch started at once would pause those requests and leave their
+    /// jobs for the next batch.
     AfterReadyTasks,
 }
 

@@ -125,6 +125,9 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 /// Maximum number of checkpoints in one round.
 const CHECKPOINT_PASSES: u32 = 8;
 
+/// Shortest time between two warnings about failed background checkpoints.
+const FAILURE_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Starts copying the write-ahead log of the SQLite file at `url` into the
 /// database file from a connection of its own, ten times a second. Does
 /// nothing for PostgreSQL or an in-memory database.
@@ -137,11 +140,11 @@ const CHECKPOINT_PASSES: u32 = 8;
 ///
 /// A `PASSIVE` checkpoint does not wait for other connections (SQLite's
 /// documentation of `wal_checkpoint`), and it copies the frames that were
-/// in the log when it started. The log goes back to
-/// its start at the next write only if every frame was copied before that
-/// write began. So each round runs checkpoints until one finds no frame
-/// that a request committed during the previous one, at most
-/// [`CHECKPOINT_PASSES`] of them; the later ones have little to copy.
+/// in the log when it started. The log goes back to its start at the next
+/// write only if every frame was copied before that write began. So each
+/// round runs up to [`CHECKPOINT_PASSES`] checkpoints and stops at the
+/// first one that finds no frame committed since the previous one. The
+/// later passes of a round have little to copy.
 pub async fn start_background_checkpoints(url: &str) -> Result<(), DbErr> {
     use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
     use sea_orm::sqlx::sqlite::SqliteConnectOptions;
@@ -171,26 +174,31 @@ pub async fn start_background_checkpoints(url: &str) -> Result<(), DbErr> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
+        // Frames in the log at the last pass. Kept from one round to the
+        // next, so an idle round costs one pass.
+        let mut previous_frames = None;
+        let mut failures: u64 = 0;
+        let mut last_warning: Option<tokio::time::Instant> = None;
         loop {
             ticks.tick().await;
-            let mut previous_frames = None;
             for _ in 0..CHECKPOINT_PASSES {
                 match checkpoint(&mut connection).await {
                     Ok(pass) => {
-                        if failing {
-                            tracing::info!("background SQLite checkpoints work again");
-                            failing = false;
-                        }
-                        if pass.frames == 0 || (pass.copied_all() && previous_frames == Some(pass.frames)) {
+                        let settled = pass.copied_all() && previous_frames == Some(pass.frames);
+                        previous_frames = Some(pass.frames);
+                        // A busy pass means another connection is running a
+                        // checkpoint, so this round leaves the log to it.
+                        if pass.busy || pass.frames == 0 || settled {
                             break;
                         }
-                        previous_frames = Some(pass.frames);
                     }
                     Err(error) => {
-                        if !failing {
-                            tracing::warn!(%error, "a background SQLite checkpoint failed; until one works again, the connection that commits copies the log when it reaches {SQLITE_FALLBACK_CHECKPOINT_PAGES} pages");
-                            failing = true;
+                        failures += 1;
+                        // One warning a minute at most, so a lasting fault
+                        // does not write ten lines a second.
+                        if last_warning.is_none_or(|at| at.elapsed() >= FAILURE_WARNING_INTERVAL) {
+                            tracing::warn!(%error, failures, "a background SQLite checkpoint failed; until one works again, the connection that commits copies the log when it reaches {SQLITE_FALLBACK_CHECKPOINT_PAGES} pages");
+                            last_warning = Some(tokio::time::Instant::now());
                         }
                         break;
                     }
