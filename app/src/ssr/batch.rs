@@ -136,6 +136,20 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// Submits jobs `0..count` from a task each and checks that every
+    /// caller gets its own job back.
+    async fn submit_from_tasks(batcher: &Arc<Batcher<u32, u32>>, count: u32) {
+        let calls: Vec<_> = (0..count)
+            .map(|job| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move { batcher.submit(job).await })
+            })
+            .collect();
+        for (job, call) in (0..count).zip(calls) {
+            assert_eq!(call.await.unwrap(), Some(job));
+        }
+    }
+
     #[tokio::test]
     async fn each_caller_gets_its_own_result() {
         let batcher = Batcher::spawn(8, BatchStart::Now, |jobs: Vec<u32>| async move {
@@ -157,15 +171,7 @@ mod tests {
                 jobs
             }
         }));
-        let calls: Vec<_> = (0..50)
-            .map(|job| {
-                let batcher = batcher.clone();
-                tokio::spawn(async move { batcher.submit(job).await })
-            })
-            .collect();
-        for (job, call) in calls.into_iter().enumerate() {
-            assert_eq!(call.await.unwrap(), Some(job as u32));
-        }
+        submit_from_tasks(&batcher, 50).await;
         let ran = batches.load(Ordering::SeqCst);
         assert!(ran < 50, "50 concurrent jobs ran in {ran} batches");
     }
@@ -183,19 +189,10 @@ mod tests {
                 async move { jobs }
             }
         }));
+        // Spawned from a worker, the callers queue on that worker together.
         let callers = tokio::spawn({
             let batcher = batcher.clone();
-            async move {
-                let calls: Vec<_> = (0..20)
-                    .map(|job| {
-                        let batcher = batcher.clone();
-                        tokio::spawn(async move { batcher.submit(job).await })
-                    })
-                    .collect();
-                for (job, call) in calls.into_iter().enumerate() {
-                    assert_eq!(call.await.unwrap(), Some(job as u32));
-                }
-            }
+            async move { submit_from_tasks(&batcher, 20).await }
         });
         callers.await.unwrap();
         assert_eq!(*sizes.lock().unwrap(), [20]);
